@@ -35,6 +35,7 @@ from .packet import (
     parse,
     reannounce,
     report_size,
+    seal_body,
     seal_report,
 )
 from .vocab import (
@@ -91,6 +92,7 @@ __all__ = [
     "priority_of",
     "reannounce",
     "report_size",
+    "seal_body",
     "seal_report",
     "x25519_public_bytes",
 ]

@@ -246,11 +246,29 @@ def seal_report(
     if size > MAX_PACKET:
         raise _too_large(report, size)
     kind = Kind.ATTESTED if report.attestation is not None else Kind.REPORT
+    return seal_body(body, kind, priority_of(report.status), identity, chain, seq)
+
+
+def seal_body(
+    body: bytes,
+    kind: Kind,
+    priority: Priority,
+    identity: Ed25519PrivateKey,
+    chain: ChainState,
+    seq: int,
+) -> tuple[bytes, ChainState]:
+    """Seal already-encoded body bytes; :func:`seal_report` is the checked way in.
+
+    Exposed for implementers and test vectors that need packets a correct
+    sender would never produce (a wrong priority, an undefined status).
+    """
+    if kind is Kind.ANNOUNCEMENT:
+        raise EncodeError("an announcement is not a sealed report; use enrol()")
     identity_public = ed25519_public_bytes(identity)
     leaf, new_chain = chain.take(seq)
     key, nonce = message_key(leaf)
     header = (
-        bytes([VERSION, _kind_byte(kind, priority_of(report.status))])
+        bytes([VERSION, _kind_byte(kind, priority)])
         + key_id(identity_public)
         + seq.to_bytes(4, "big")
     )

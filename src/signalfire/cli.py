@@ -1,0 +1,338 @@
+"""The `signalfire` command line. Thin: parsing and printing; the work lives in the modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import wire
+from .errors import SignalfireError
+from .keyfiles import load_network_key
+from .profile import init_network, load_profile
+from .render import announcement_to_dict, opened_to_dict
+from .sender import Identity, load_sender_keys
+
+EXIT_INVALID = 1
+EXIT_UNKNOWN_SENDER = 3
+
+
+class CliError(click.ClickException):
+    """One line on stderr, nothing on stdout."""
+
+    exit_code = EXIT_INVALID
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class KeepForLater(CliError):
+    """The packet is sound but its sender is not known yet."""
+
+    exit_code = EXIT_UNKNOWN_SENDER
+
+
+def _fail(exc: Exception) -> CliError:
+    if isinstance(exc, wire.UnknownSender):
+        return KeepForLater(f"{exc.code}: {exc.message}")
+    if isinstance(exc, wire.WireError):
+        return CliError(f"{exc.code}: {exc.message}")
+    if isinstance(exc, SignalfireError):
+        return CliError(exc.message)
+    raise exc
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="signalfire")
+def main(verbose: int) -> None:
+    """signalfire: signed, encrypted status reports over LoRa mesh radios."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# -- keys ---------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Identity keys for civilians and gateways."""
+
+
+@keys.command("new")
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Private key file."
+)
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing key (its reports become orphans)."
+)
+def keys_new(out: Path, force: bool) -> None:
+    """Create an Ed25519 identity: OUT (private, 0600) and OUT.pub (public card)."""
+    try:
+        identity = Identity.create(out, force=force)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    click.echo(f"identity   {identity.path} (private, mode 0600: never share it)")
+    click.echo(f"public     {identity.card_path}")
+    click.echo(f"key id     {identity.key_id.hex()}")
+    click.echo(f"public key {identity.public.hex()}")
+
+
+@keys.command("show")
+@click.argument("identity_path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def keys_show(identity_path: Path, as_json: bool) -> None:
+    """Print the public part of an identity."""
+    try:
+        identity = Identity.load(identity_path)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    info = {"key_id": identity.key_id.hex(), "public_key": identity.public.hex()}
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        click.echo(f"key id     {info['key_id']}\npublic key {info['public_key']}")
+
+
+@keys.command("enrol")
+@click.option("--identity", "identity_path", required=True, type=click.Path(path_type=Path))
+@click.option("--network", "network_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--renew", is_flag=True, help="Start a fresh key chain from the next sequence number."
+)
+def keys_enrol(identity_path: Path, network_path: Path, renew: bool) -> None:
+    """Enrol an identity with a network; prints the key announcement (hex) to send first."""
+    try:
+        identity = Identity.load(identity_path)
+        profile = load_profile(network_path)
+        announcement, created = identity.enrol(profile, renew=renew)
+    except (SignalfireError, wire.WireError) as exc:
+        raise _fail(exc) from None
+    if created:
+        click.echo(
+            f"enrolled with network {profile.name}; card updated: {identity.card_path}", err=True
+        )
+    click.echo(announcement.hex())
+
+
+# -- network ------------------------------------------------------------------
+
+
+@main.group()
+def network() -> None:
+    """The network key pair and the public network profile."""
+
+
+@network.command("init")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
+@click.option("--name", default="signalfire", show_default=True, help="Network / channel name.")
+@click.option("--force", is_flag=True, help="Overwrite an existing network key.")
+def network_init(out: Path, name: str, force: bool) -> None:
+    """Create network.key (private, 0600) and network.json (public profile) in OUT."""
+    try:
+        profile, key_path = init_network(out, name, force=force)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"network key {key_path} (private, mode 0600: coordinators and trusted gateways only)"
+    )
+    click.echo(f"profile     {Path(out) / 'network.json'} (public: hand it to everyone)")
+    click.echo(f"network id  {profile.network_id.hex()}")
+
+
+@network.command("show")
+@click.argument("profile_path", type=click.Path(path_type=Path))
+def network_show(profile_path: Path) -> None:
+    """Print a network profile."""
+    try:
+        profile = load_profile(profile_path)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    click.echo(json.dumps(profile.to_json(), indent=2))
+
+
+# -- report -------------------------------------------------------------------
+
+
+@main.group()
+def report() -> None:
+    """Encode and decode signalfire reports."""
+
+
+def _parse_time(value: str | None) -> int:
+    if value is None:
+        return int(time.time())
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--time {value!r} is not ISO 8601 (e.g. 2026-11-28T10:15:00Z)") from None
+    if parsed.tzinfo is None:
+        raise CliError(f"--time {value!r} has no time zone; add Z for UTC")
+    return int(parsed.timestamp())
+
+
+@report.command("encode")
+@click.option("--identity", "identity_path", required=True, type=click.Path(path_type=Path))
+@click.option("--network", "network_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--status",
+    required=True,
+    help="safe, sos, medical, trapped, evacuate, need-supplies, missing-person, cancel",
+)
+@click.option("--needs", default="", help="Comma list: water,food,shelter,medicine,power,transport")
+@click.option("--people", type=int, default=1, show_default=True)
+@click.option("--lat", type=float)
+@click.option("--lon", type=float)
+@click.option("--accuracy", type=float, help="Location accuracy in metres.")
+@click.option("--text", default=None, help="A few words (UTF-8).")
+@click.option("--seq", type=int, help="Sequence number (default: the next unused one).")
+@click.option("--time", "when", help="Creation time, ISO 8601 (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print id, size, seq and hex as JSON.")
+def report_encode(
+    identity_path: Path,
+    network_path: Path,
+    status: str,
+    needs: str,
+    people: int,
+    lat: float | None,
+    lon: float | None,
+    accuracy: float | None,
+    text: str | None,
+    seq: int | None,
+    when: str | None,
+    as_json: bool,
+) -> None:
+    """Seal a report and print it as hex."""
+    if (lat is None) != (lon is None):
+        raise CliError("give both --lat and --lon, or neither")
+    try:
+        location = (
+            wire.Location.from_degrees(lat, lon, accuracy_m=accuracy)
+            if lat is not None and lon is not None
+            else None
+        )
+        rep = wire.Report(
+            status=wire.Status.from_label(status),
+            time=_parse_time(when),
+            people=people,
+            needs=wire.needs_from_labels(needs.split(",")),
+            location=location,
+            text=text or None,
+        )
+        identity = Identity.load(identity_path)
+        profile = load_profile(network_path)
+        sealed = identity.seal(profile, rep, seq)
+    except (SignalfireError, wire.WireError) as exc:
+        raise _fail(exc) from None
+    if sealed.announcement is not None:
+        click.echo(
+            f"note: enrolled with network {profile.name}; the key announcement is in "
+            f"{identity.card_path} and must reach the coordinator",
+            err=True,
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": wire.parse(sealed.packet).id.hex(),
+                    "seq": sealed.seq,
+                    "size": len(sealed.packet),
+                    "hex": sealed.packet.hex(),
+                    "announcement": sealed.announcement.hex() if sealed.announcement else None,
+                }
+            )
+        )
+    else:
+        click.echo(sealed.packet.hex())
+
+
+def _read_hex(value: str) -> bytes:
+    if value == "-":
+        value = sys.stdin.read()
+    cleaned = "".join(value.split())
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    if len(cleaned) > 2 * 4096:
+        raise CliError("input is far larger than any signalfire packet")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise CliError("input is not hexadecimal") from None
+
+
+@report.command("decode")
+@click.argument("packet_hex")
+@click.option("--network-key", "network_key", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--network",
+    "network_path",
+    type=click.Path(path_type=Path),
+    help="Profile to check the key against (optional).",
+)
+@click.option(
+    "--sender-key",
+    "sender_keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Sender card (.pub) or file of hex keys/announcements; repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def report_decode(
+    packet_hex: str,
+    network_key: Path,
+    network_path: Path | None,
+    sender_keys: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Verify and decrypt a report (or check a key announcement). PACKET_HEX may be - for stdin."""
+    data = _read_hex(packet_hex)
+    try:
+        private = load_network_key(network_key)
+        public = wire.x25519_public_bytes(private)
+        if network_path is not None and load_profile(network_path).public_key != public:
+            raise CliError("the network key does not belong to the given network profile")
+        ring = wire.Keyring(public, private)
+        for path in sender_keys:
+            identities, announcements = load_sender_keys(path)
+            for identity in identities:
+                ring.add_identity(identity)
+            for ann in announcements:
+                try:
+                    ring.add(ann)
+                except wire.NotForThisNetwork:
+                    continue  # a card may list enrolments with other networks
+        packet = wire.parse(data)
+        if isinstance(packet, wire.Announcement):
+            packet.verify(public)
+            out = announcement_to_dict(packet, verified=True)
+        else:
+            out = opened_to_dict(ring.open(packet))
+    except (SignalfireError, wire.WireError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        for key, value in out.items():
+            click.echo(f"{key:15} {value}")
+
+
+def _register_optional_groups() -> None:
+    """Groups that live beside their subsystem (radio, gateway, ...) join here."""
+    import importlib
+
+    try:
+        module = importlib.import_module("signalfire.radio.cli")
+    except ImportError:
+        return
+    main.add_command(module.radio)
+
+
+_register_optional_groups()
