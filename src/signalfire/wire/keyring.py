@@ -63,6 +63,8 @@ class Keyring:
             raise BadField("expected a key announcement, got a report")
         ann.verify(self.network_public)
         enrolment = Enrolment(ann.identity_public, ann.enrol_public, ann.first_seq)
+        if self._network_private is not None:
+            self._root(enrolment)  # refuse an unusable enrolment key now, not at first report
         by_identity = self._senders.setdefault(ann.key_id, {})
         enrolments = by_identity.setdefault(ann.identity_public, [])
         if enrolment in enrolments:
