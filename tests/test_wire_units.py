@@ -27,6 +27,16 @@ def test_28_ascii_characters_fit_150_bytes() -> None:
     assert wire.report_size(report) <= 150
 
 
+def test_the_sizes_quoted_in_the_spec() -> None:
+    """docs/protocol.md section 1 quotes these numbers."""
+    text28 = "x" * 28
+    assert wire.report_size(wire.Report(wire.Status.SOS, T, 3, location=HERE)) == 107
+    supplies = wire.Report(wire.Status.NEED_SUPPLIES, T, 3, wire.Need.WATER, HERE, text28)
+    assert wire.report_size(supplies) == 138
+    assert wire.report_size(wire.Report(wire.Status.SAFE, T, 3)) == wire.MIN_REPORT_SIZE == 100
+    assert len(Net().announcement) == wire.ANNOUNCEMENT_SIZE == 142
+
+
 def test_too_large_says_how_many_bytes_of_text_must_go() -> None:
     net = Net()
     text = "Ա" * 60  # 120 bytes of Armenian
