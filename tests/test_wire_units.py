@@ -129,6 +129,16 @@ def test_renewed_enrolment_opens_reports_on_both_sides_of_it() -> None:
         wire.seal_report(wire.Report(wire.Status.SAFE, T, 1), net.identity, chain2, 9)
 
 
+def test_overlapping_re_enrolment_does_not_lock_out_older_reports() -> None:
+    """A device restored from an old backup re-enrols from seq 0 while its reports at 0-4 exist."""
+    net = Net()
+    net.seq = 3
+    genuine = net.seal(wire.Report(wire.Status.SOS, T, 1))  # seq 3, first enrolment
+    announcement2, _ = wire.enrol(net.identity, net.public, X25519PrivateKey.generate(), 0)
+    net.ring.add(announcement2)
+    assert net.ring.open(genuine).report.status is wire.Status.SOS
+
+
 def test_announcement_for_another_network_is_refused() -> None:
     net, other = Net("a"), Net("b")
     with pytest.raises(wire.NotForThisNetwork):

@@ -324,6 +324,23 @@ def report_decode(
             click.echo(f"{key:15} {value}")
 
 
+@main.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path),
+    help="Keep the demo's keys and profile here (default: a temporary directory).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(workdir: Path | None, seed: int) -> None:
+    """Show signalfire end to end on this machine (no radio needed)."""
+    from . import demo as demo_module
+
+    outcome = demo_module.run(workdir, seed)
+    if outcome.opened != outcome.sent:
+        raise CliError(f"{outcome.sent - outcome.opened} report(s) sent but not opened")
+
+
 def _register_optional_groups() -> None:
     """Groups that live beside their subsystem (radio, gateway, ...) join here."""
     import importlib

@@ -18,6 +18,9 @@ from .packet import Announcement, Kind, SealedReport, open_sealed, parse, verify
 from .vocab import Priority
 
 
+MAX_ENROLMENT_TRIES = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Enrolment:
     identity_public: bytes
@@ -109,14 +112,25 @@ class Keyring:
         if self._network_private is None:
             raise NotForThisNetwork("this keyring has no network private key; it can only verify")
         identity = self.verify(sealed)
-        enrolment = None
-        for candidate in self._senders[sealed.key_id][identity]:
-            if candidate.first_seq <= sealed.seq:
-                enrolment = candidate
-        if enrolment is None:
+        candidates = [
+            e for e in self._senders[sealed.key_id][identity] if e.first_seq <= sealed.seq
+        ]
+        if not candidates:
             raise _unknown(sealed)
-        root = self._root(enrolment)
-        report = open_sealed(sealed, root, identity)
+        # Newest enrolment first; older ones still cover this number when a sender
+        # re-enrolled from a stale state (a restored backup). Bounded: the
+        # identity's owner (or its thief) could announce any number of them.
+        failure: NotForThisNetwork | None = None
+        for enrolment in reversed(candidates[-MAX_ENROLMENT_TRIES:]):
+            try:
+                report = open_sealed(sealed, self._root(enrolment), identity)
+            except NotForThisNetwork as exc:
+                failure = exc
+                continue
+            break
+        else:
+            assert failure is not None
+            raise failure
         return Opened(
             id=sealed.id,
             kind=sealed.kind,
