@@ -66,7 +66,7 @@ CIVILIANS = (
 
 def run(workdir: Path | None = None, seed: int = 1, console: Console | None = None) -> Outcome:
     console = console or Console()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - scenario jitter, deterministic on purpose
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="signalfire-demo-")
