@@ -173,7 +173,7 @@ def test_rejects_non_integer_length() -> None:
 
 def _firmware_data(payload_len: int, portnum: int) -> int:
     """Size of the Data protobuf as the firmware fills it, measured with the real protobuf."""
-    data = mesh_pb2.Data(portnum=portnum, payload=b"\xa5" * payload_len)  # type: ignore[arg-type]
+    data = mesh_pb2.Data(portnum=portnum, payload=b"\xa5" * payload_len)
     data.bitfield = 1  # perhapsEncode: has_bitfield = true, ok_to_mqtt << 0
     return len(data.SerializeToString())
 

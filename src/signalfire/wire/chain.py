@@ -14,7 +14,6 @@ work at 32 steps whatever the number.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -28,10 +27,11 @@ SEQ_LIMIT = 1 << DEPTH  # sequence numbers are 0 .. SEQ_LIMIT - 1
 KEY_SIZE = 32
 NONCE_SIZE = 12
 _MESSAGE_INFO = b"signalfire/v1 message key"
+_BIT = (b"\x00", b"\x01")
 
 
 def child(key: bytes, bit: int) -> bytes:
-    return hmac.new(key, bytes([bit]), hashlib.sha256).digest()
+    return hmac.digest(key, _BIT[bit], "sha256")
 
 
 def leaf_key(root: bytes, seq: int) -> bytes:

@@ -14,9 +14,8 @@ from .body import Report
 from .errors import BadField, BadSignature, EncodeError, NotForThisNetwork, UnknownSender
 from .keys import key_id as _key_id
 from .keys import network_root, x25519_public_bytes
-from .packet import Announcement, Kind, SealedReport, open_sealed, parse, verify_signature
+from .packet import Announcement, Kind, SealedReport, decrypt_verified, parse, verify_signature
 from .vocab import Priority
-
 
 MAX_ENROLMENT_TRIES = 8
 
@@ -123,7 +122,7 @@ class Keyring:
         failure: NotForThisNetwork | None = None
         for enrolment in reversed(candidates[-MAX_ENROLMENT_TRIES:]):
             try:
-                report = open_sealed(sealed, self._root(enrolment), identity)
+                report = decrypt_verified(sealed, self._root(enrolment), identity)
             except NotForThisNetwork as exc:
                 failure = exc
                 continue

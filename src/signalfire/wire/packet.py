@@ -280,6 +280,11 @@ def seal_body(
 def open_sealed(sealed: SealedReport, root: bytes, identity_public: bytes) -> Report:
     """Verify and decrypt with a known enrolment root; the low-level half of Keyring.open."""
     verify_signature(identity_public, sealed.signed_part, sealed.signature)
+    return decrypt_verified(sealed, root, identity_public)
+
+
+def decrypt_verified(sealed: SealedReport, root: bytes, identity_public: bytes) -> Report:
+    """Decrypt and check a report whose signature the caller has already verified."""
     key, nonce = message_key(leaf_key(root, sealed.seq))
     try:
         body = AESGCMSIV(key).decrypt(nonce, sealed.ciphertext, sealed.header + identity_public)
