@@ -16,6 +16,7 @@ from . import wire
 from .errors import SignalfireError
 from .keyfiles import load_network_key
 from .profile import init_network, load_profile
+from .radio.cli import radio
 from .render import announcement_to_dict, opened_to_dict
 from .sender import Identity, load_sender_keys
 
@@ -341,15 +342,4 @@ def demo(workdir: Path | None, seed: int) -> None:
         raise CliError(f"{outcome.sent - outcome.opened} report(s) sent but not opened")
 
 
-def _register_optional_groups() -> None:
-    """Groups that live beside their subsystem (radio, gateway, ...) join here."""
-    import importlib
-
-    try:
-        module = importlib.import_module("signalfire.radio.cli")
-    except ImportError:
-        return
-    main.add_command(module.radio)
-
-
-_register_optional_groups()
+main.add_command(radio)

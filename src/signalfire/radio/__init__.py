@@ -1,0 +1,1 @@
+"""Meshtastic radio side: device emulator and the mesh behind it (adapter to come)."""

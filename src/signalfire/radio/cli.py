@@ -1,0 +1,131 @@
+"""`signalfire radio ...`: radio tools. The main CLI adds this group with add_command."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from signalfire.radio.emulator import EmulatedDevice
+from signalfire.radio.virtual_mesh import InMemoryMesh
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise click.BadParameter(f"port {number} is out of range")
+    return host, number
+
+
+@click.group()
+def radio() -> None:
+    """Meshtastic radio tools."""
+
+
+@radio.command()
+@click.option(
+    "--tcp", "tcp", metavar="HOST:PORT", help="Serve the stream API on TCP (port 0 picks one)."
+)
+@click.option("--pty", "use_pty", is_flag=True, help="Serve the stream API on a pseudo-terminal.")
+@click.option(
+    "--pty-link",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep a symlink to the current pty at this path (stable across unplug/plug).",
+)
+@click.option(
+    "--nodes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 200),
+    help="Virtual nodes in range.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed for node numbers, names, keys."
+)
+@click.option("--long-name", default="Signalfire Gateway", show_default=True)
+@click.option("--short-name", default="SFGW", show_default=True)
+@click.option(
+    "--chatter",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Every this many seconds a random virtual node sends a text or a position (0: never).",
+)
+def emulate(
+    tcp: str | None,
+    use_pty: bool,
+    pty_link: Path | None,
+    nodes: int,
+    seed: int,
+    long_name: str,
+    short_name: str,
+    chatter: float,
+) -> None:
+    """Emulate a Meshtastic radio that the meshtastic library and CLI can connect to.
+
+    The first lines on stdout are `tcp HOST:PORT` and/or `pty PATH`; then one line per
+    node. Runs until SIGINT or SIGTERM.
+    """
+    if tcp is None and not use_pty and pty_link is None:
+        raise click.UsageError("give --tcp HOST:PORT and/or --pty")
+    from signalfire.radio.device_state import default_state
+
+    mesh = InMemoryMesh.generate(nodes, seed=seed)
+    state = default_state(
+        seed=seed, long_name=long_name, short_name=short_name, avoid_nums=set(mesh.nodes)
+    )
+    device = EmulatedDevice(
+        mesh,
+        tcp=parse_host_port(tcp) if tcp is not None else None,
+        pty=use_pty or pty_link is not None,
+        pty_link=pty_link,
+        state=state,
+        seed=seed,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    device.start()
+    try:
+        if device.tcp_address is not None:
+            host, port = device.tcp_address
+            click.echo(f"tcp {host}:{port}")
+        if device.pty_path is not None:
+            click.echo(f"pty {pty_link or device.pty_path}")
+        click.echo(f"node {device.node_id} {long_name} (this radio)")
+        for node in mesh.nodes.values():
+            click.echo(
+                f"node {node.node_id} {node.long_name} {node.latitude:.5f},{node.longitude:.5f}"
+            )
+        sys.stdout.flush()  # whoever started us reads the address from the first lines
+        _run(mesh, stop, chatter, random.Random(seed))  # noqa: S311 - demo traffic
+    finally:
+        device.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(mesh: InMemoryMesh, stop: threading.Event, chatter: float, rng: random.Random) -> None:
+    # Event.wait sleeps in the kernel; the signal handler sets the event.
+    if chatter <= 0 or not mesh.nodes:
+        while not stop.wait(3600):
+            pass
+        return
+    nodes = list(mesh.nodes.values())
+    while not stop.wait(chatter):
+        node = rng.choice(nodes)
+        if rng.random() < 0.5:
+            mesh.send_position(node)
+        else:
+            mesh.send_text(node, rng.choice(("SAFE 2", "SOS 3", "MED 1 broken leg", "WATER 4")))
