@@ -215,6 +215,14 @@ def report_size(report: Report) -> int:
     return REPORT_HEADER_SIZE + len(encode_body(report)) + TAG_SIZE + SIGNATURE_SIZE
 
 
+def check_fits(report: Report) -> int:
+    """The sealed size of ``report``; raises TooLarge (saying what to cut) if it cannot fit."""
+    size = report_size(report)
+    if size > MAX_PACKET:
+        raise _too_large(report, size)
+    return size
+
+
 def _too_large(report: Report, size: int) -> TooLarge:
     over = size - MAX_PACKET
     if report.text:
