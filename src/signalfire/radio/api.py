@@ -107,7 +107,9 @@ class Outgoing:
 
     def wait(self, timeout: float) -> SendOutcome:
         if not self._done.wait(timeout):
-            self.resolve(SendOutcome.TIMEOUT)
+            # A relay took it but the destination never confirmed: still worth knowing.
+            relayed = self.answered_by is not None
+            self.resolve(SendOutcome.RELAYED if relayed else SendOutcome.TIMEOUT, self.answered_by)
         return self.outcome
 
 

@@ -127,6 +127,7 @@ class MeshtasticRadio:
         self._state_listeners: list[StateListener] = []
         self._inbox: queue.Queue[Received | None] = queue.Queue()
         self._pending: dict[int, Outgoing] = {}
+        self._send_lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self.reconnects = 0
@@ -305,7 +306,8 @@ class MeshtasticRadio:
         from meshtastic.protobuf import mesh_pb2
 
         request_id = routing.request_id
-        out = self._pending.pop(request_id, None) if request_id else None
+        with self._send_lock:  # an ack can beat send() to registering its packet
+            out = self._pending.pop(request_id, None) if request_id else None
         if out is None:
             return
         try:
@@ -317,12 +319,12 @@ class MeshtasticRadio:
             out.resolve(SendOutcome.FAILED, routing.from_node, mesh_pb2.Routing.Error.Name(error))
         elif routing.from_node == out.dest:
             out.resolve(SendOutcome.ACKED, routing.from_node)
-        elif out.dest == BROADCAST or routing.from_node == self.my_node:
-            # From our own node: a neighbour relayed it. For a DM the real ack may still come.
-            if out.dest == BROADCAST:
-                out.resolve(SendOutcome.RELAYED, routing.from_node)
-            else:
-                out.answered_by = routing.from_node
+        elif out.dest == BROADCAST:
+            out.resolve(SendOutcome.RELAYED, routing.from_node)
+        else:
+            # An implicit ack (a neighbour relayed our DM): the real ack may still come.
+            out.answered_by = routing.from_node
+            with self._send_lock:
                 self._pending[request_id] = out
 
     # -- sending -------------------------------------------------------------
@@ -358,6 +360,23 @@ class MeshtasticRadio:
         public_key = self.public_key_of(dest) if pki else None
         if pki and public_key is None:
             raise RadioError(f"no public key known for node !{dest:08x}; cannot send a PKI message")
+        with self._send_lock:
+            return self._send_locked(
+                iface, payload, portnum, dest, want_ack, hop_limit, pki, public_key, channel
+            )
+
+    def _send_locked(
+        self,
+        iface: Any,
+        payload: bytes,
+        portnum: int,
+        dest: int,
+        want_ack: bool,
+        hop_limit: int,
+        pki: bool,
+        public_key: bytes | None,
+        channel: int,
+    ) -> Outgoing:
         try:
             packet = iface.sendData(
                 payload,
