@@ -119,9 +119,7 @@ def test_lambda_listeners_vanish_ours_do_not(
 ) -> None:
     _radio, got = tcp_radio
     lambda_calls: list[Any] = []
-    pub.subscribe(
-        lambda packet=None, interface=None: lambda_calls.append(packet), "meshtastic.receive"
-    )
+    pub.subscribe(lambda packet, interface: lambda_calls.append(packet), "meshtastic.receive")
     gc.collect()
     node = next(iter(mesh.nodes.values()))
     mesh.send_text(node, "after gc", to=device.node_num)
@@ -304,3 +302,25 @@ def test_ble_without_bluetooth_keeps_retrying_with_a_clear_reason() -> None:
     finally:
         radio.close()
     assert radio.state is RadioState.CLOSED
+
+
+def test_our_subscriptions_do_not_break_other_listeners_in_the_process() -> None:
+    """pypubsub fixes a topic's arguments from its first listener: ours must match the library."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pubsub import pub\n"
+        "from signalfire.radio.meshtastic_radio import MeshtasticRadio\n"
+        "r = MeshtasticRadio('tcp:127.0.0.1:1', connect_timeout=1)\n"
+        "r.start()\n"
+        "def plugin(packet, interface): pass\n"
+        "def gone(interface): pass\n"
+        "pub.subscribe(plugin, 'meshtastic.receive')\n"
+        "pub.subscribe(gone, 'meshtastic.connection.lost')\n"
+        "r.close()\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

@@ -271,12 +271,15 @@ class MeshtasticRadio:
 
     # -- pypubsub listeners (run on the library's threads: convert, queue, never raise) ----
 
-    def _on_lost(self, interface: Any = None, **_: Any) -> None:
-        if interface is not None and interface is self._iface:
+    # Same signatures as the library's sendMessage calls: pypubsub fixes a topic's
+    # argument spec from its first listener, and optional arguments here would make
+    # every other listener with required ones (the usual kind) fail to subscribe.
+    def _on_lost(self, interface: Any) -> None:
+        if interface is self._iface:
             self._lost.set()
 
-    def _on_receive(self, packet: Any = None, interface: Any = None, **_: Any) -> None:
-        if interface is None or interface is not self._iface:
+    def _on_receive(self, packet: Any, interface: Any) -> None:
+        if interface is not self._iface:
             return
         try:
             received = convert_packet(packet)
