@@ -59,7 +59,32 @@ def radio() -> None:
     type=click.FloatRange(min=0),
     help="Every this many seconds a random virtual node sends a text or a position (0: never).",
 )
+@click.option(
+    "--scenario",
+    "scenario_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Put this radio in a simulated mesh (TOML, see scenarios/town.toml) instead.",
+)
+@click.option(
+    "--gateway",
+    metavar="NAME",
+    help="With --scenario: which gateway of the scenario this radio is (default: the first).",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --scenario: simulated seconds per wall-clock second.",
+)
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --scenario: where civilians' signalfire identities (and the network) live.",
+)
+@click.pass_context
 def emulate(
+    ctx: click.Context,
     tcp: str | None,
     use_pty: bool,
     pty_link: Path | None,
@@ -68,6 +93,10 @@ def emulate(
     long_name: str,
     short_name: str,
     chatter: float,
+    scenario_file: Path | None,
+    gateway: str | None,
+    speed: float,
+    keys_dir: Path | None,
 ) -> None:
     """Emulate a Meshtastic radio that the meshtastic library and CLI can connect to.
 
@@ -76,6 +105,28 @@ def emulate(
     """
     if tcp is None and not use_pty and pty_link is None:
         raise click.UsageError("give --tcp HOST:PORT and/or --pty")
+    if scenario_file is not None:
+        if chatter or _given(ctx, "nodes"):
+            raise click.UsageError("--chatter and --nodes are for the trivial mesh, not --scenario")
+        given = {
+            name: value
+            for name, value in (("long_name", long_name), ("short_name", short_name))
+            if _given(ctx, name)
+        }
+        _emulate_scenario(
+            scenario_file,
+            gateway=gateway,
+            speed=speed,
+            keys_dir=keys_dir,
+            tcp=parse_host_port(tcp) if tcp is not None else None,
+            pty_link=pty_link,
+            use_pty=use_pty or pty_link is not None,
+            names=given,
+            seed=seed if _given(ctx, "seed") else None,
+        )
+        return
+    if gateway is not None or keys_dir is not None:
+        raise click.UsageError("--gateway and --keys-dir go with --scenario")
     from signalfire.radio.device_state import default_state
 
     mesh = InMemoryMesh.generate(nodes, seed=seed)
@@ -111,6 +162,80 @@ def emulate(
         sys.stdout.flush()  # whoever started us reads the address from the first lines
         _run(mesh, stop, chatter, random.Random(seed))  # noqa: S311 - demo traffic
     finally:
+        device.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+
+
+def _emulate_scenario(
+    scenario_file: Path,
+    *,
+    gateway: str | None,
+    speed: float,
+    keys_dir: Path | None,
+    tcp: tuple[str, int] | None,
+    pty_link: Path | None,
+    use_pty: bool,
+    names: dict[str, str],
+    seed: int | None,
+) -> None:
+    from signalfire.errors import SignalfireError
+    from signalfire.radio.mesh_sim import MeshSimulator, Scenario
+
+    try:
+        scenario = Scenario.load(scenario_file)
+        if seed is not None:
+            scenario.seed = seed  # another run of the same town
+        if gateway is None:
+            if not scenario.gateways:
+                raise click.UsageError(f"{scenario_file} has no [[gateways]] for this radio")
+            gateway = scenario.gateways[0].name
+        # It may run for days: keep the newest events only.
+        sim = MeshSimulator(scenario, keys_dir=keys_dir, log_limit=100_000)
+        device = sim.device(
+            gateway,
+            state=sim.device_state(gateway, **names),
+            tcp=tcp,
+            pty=use_pty,
+            pty_link=pty_link,
+        )
+    except SignalfireError as exc:
+        raise click.ClickException(exc.message) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    device.start()
+    try:
+        if device.tcp_address is not None:
+            host, port = device.tcp_address
+            click.echo(f"tcp {host}:{port}")
+        if device.pty_path is not None:
+            click.echo(f"pty {pty_link or device.pty_path}")
+        click.echo(f"node {device.node_id} {device.state.owner.long_name} (this radio)")
+        for spec in scenario.nodes:
+            if spec.num != device.node_num:
+                node = spec.node
+                click.echo(
+                    f"node {node.node_id} {node.long_name} "
+                    f"{node.latitude:.5f},{node.longitude:.5f} {spec.kind.value} {spec.role.name}"
+                )
+        if sim.keys is not None:
+            click.echo(f"network {sim.keys.profile.name} {sim.keys.profile.network_id.hex()}")
+            if sim.keys.key_path is not None:
+                click.echo(f"network-key {sim.keys.key_path}")
+        sys.stdout.flush()  # whoever started us reads the address from the first lines
+        sim.start(speed=speed)
+        while not stop.wait(3600):
+            pass
+    finally:
+        sim.stop()
         device.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
