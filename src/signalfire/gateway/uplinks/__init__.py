@@ -1,0 +1,1 @@
+"""Uplinks: one small interface, one module each."""
