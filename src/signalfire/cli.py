@@ -17,6 +17,7 @@ from . import wire
 from .errors import SignalfireError
 from .keyfiles import load_network_key
 from .profile import init_network, load_profile
+from .coordinator.cli import coordinator
 from .radio.cli import radio
 from .render import announcement_to_dict, opened_to_dict
 from .sender import Identity, load_sender_keys
@@ -491,3 +492,4 @@ def demo(workdir: Path | None, seed: int) -> None:
 
 
 main.add_command(radio)
+main.add_command(coordinator)

@@ -113,7 +113,7 @@ class Outgoing:
         return self.outcome
 
 
-ReceiveListener = Callable[[Received], None]
+ReceiveListener = Callable[[Received], object]
 StateListener = Callable[[RadioState, str], None]
 
 

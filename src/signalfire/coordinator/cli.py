@@ -1,0 +1,253 @@
+"""`signalfire coordinator ...`: serve the ingest endpoint, manage enrolled gateways."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from signalfire import wire
+from signalfire.errors import SignalfireError
+from signalfire.render import iso_time
+
+from .app import create_app
+from .config import (
+    CoordinatorConfig,
+    check_gateway_name,
+    is_loopback,
+    load_config,
+    parse_gateway_key,
+)
+from .ingest import Ingestor, import_announcements
+from .store import CoordinatorStore
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_S = 10  # in-flight batches finish and commit; the gateway resends the rest
+
+
+class CoordinatorCliError(click.ClickException):
+    """One line on stderr, nothing on stdout (as the main CLI does)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _config(path: Path) -> CoordinatorConfig:
+    try:
+        return load_config(path)
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+
+
+def _store(cfg: CoordinatorConfig) -> CoordinatorStore:
+    try:
+        return CoordinatorStore(cfg.database_url)
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="SIGNALFIRE_COORDINATOR_CONFIG",
+    help="coordinator.toml (env SIGNALFIRE_COORDINATOR_CONFIG).",
+)
+
+
+@click.group()
+def coordinator() -> None:
+    """Coordinator: receive gateway batches, verify, deduplicate and store reports."""
+
+
+@coordinator.command("serve")
+@_config_option
+def serve(config_path: Path) -> None:
+    """Serve the HTTPS batch endpoint until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    cfg = _config(config_path)
+    try:
+        keyring = cfg.keyring()
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    store = _store(cfg)
+    try:
+        now = time.time()
+        for gw in cfg.gateways:
+            if gw.announcements:
+                import_announcements(store, cfg.profile.public_key, gw.announcements, now)
+        ingestor = Ingestor(
+            store,
+            keyring,
+            enrolled_gateways=[(g.name, g.public_key) for g in cfg.gateways],
+            policy=cfg.policy,
+            now=now,
+        )
+        app = create_app(
+            ingestor,
+            max_body_bytes=cfg.max_body_bytes,
+            rate_per_s=cfg.rate_per_s,
+            burst=cfg.burst,
+        )
+        tls = cfg.tls_cert is not None
+        if not tls and not is_loopback(cfg.host):
+            # Reports are end-to-end encrypted and batches signed, but the gateway
+            # metadata (radio nodes, times, signal) would travel readable.
+            log.warning(
+                "serving plain HTTP on %s: put a TLS proxy in front or set "
+                "[listen].tls_cert and tls_key",
+                cfg.host,
+            )
+        store.audit(
+            "coordinator",
+            "serve.start",
+            {"host": cfg.host, "port": cfg.port, "tls": tls, "network": cfg.profile.name},
+            now,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=cfg.host,
+                port=cfg.port,
+                ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+                ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
+                log_config=None,  # keep signalfire's logging set-up
+                access_log=False,  # quiet: one line per batch comes from ingest at -v
+                server_header=False,
+                lifespan="off",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
+        )
+        scheme = "https" if tls else "http"
+        click.echo(
+            f"coordinator for network {cfg.profile.name} on {scheme}://{cfg.host}:{cfg.port} "
+            f"(database {cfg.safe_database_url})",
+            err=True,
+        )
+
+        # uvicorn turns SIGTERM and SIGINT into a graceful stop (no new connections,
+        # in-flight batches finish and commit), then raises the signal again for the
+        # handler it found. Ours only asks for the stop (in case the signal comes
+        # before uvicorn's handlers are in place), so the store is closed and the
+        # exit status is 0 rather than death by signal.
+        def _stop(_signum: int, _frame: object) -> None:
+            server.should_exit = True
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _stop)
+        server.run()
+    except (SignalfireError, wire.WireError) as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
+    click.echo("coordinator stopped", err=True)
+
+
+@coordinator.group()
+def gateway() -> None:
+    """Gateways allowed to deliver batches (their Ed25519 public keys)."""
+
+
+@gateway.command("add")
+@_config_option
+@click.option("--name", required=True, help="A name people recognise, e.g. hilltop-north.")
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    help="The gateway's public key: its .pub card (signalfire keys new) or 64 hex digits.",
+)
+def gateway_add(config_path: Path, name: str, key: str) -> None:
+    """Enrol a gateway: its signed batches are accepted from now on."""
+    cfg = _config(config_path)
+    try:
+        check_gateway_name(name)
+        public_key, announcements = parse_gateway_key(key, Path.cwd())
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    store = _store(cfg)
+    try:
+        now = time.time()
+        row, new = store.add_gateway(public_key, name, now, actor=_actor())
+        if not row.active:
+            revoked = iso_time(int(row.revoked_at or 0))
+            raise CoordinatorCliError(
+                f"gateway {row.key_id} ({row.name}) was revoked at {revoked}; a revoked key "
+                "stays revoked: give the gateway a new key (signalfire keys new) and add that"
+            )
+        imported = import_announcements(store, cfg.profile.public_key, announcements, now)
+    except wire.WireError as exc:
+        raise CoordinatorCliError(f"{key}: a key announcement is unusable: {exc.message}") from None
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
+    if new:
+        click.echo(f"enrolled gateway {name} (key id {row.key_id})")
+    else:
+        click.echo(f"gateway {row.name} (key id {row.key_id}) was already enrolled")
+    if imported:
+        click.echo(f"stored {len(imported)} key announcement(s) from the card")
+
+
+@gateway.command("list")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+def gateway_list(config_path: Path, as_json: bool) -> None:
+    """List enrolled gateways, revoked ones included."""
+    cfg = _config(config_path)
+    store = _store(cfg)
+    try:
+        rows = store.gateways()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows]))
+        return
+    if not rows:
+        click.echo("no gateways enrolled; add one with: signalfire coordinator gateway add")
+        return
+    click.echo(f"{'name':<24} {'key id':<16}  {'enrolled':<20}  status")
+    for r in rows:
+        status = "active" if r.active else f"revoked {iso_time(int(r.revoked_at or 0))}"
+        click.echo(f"{r.name:<24} {r.key_id:<16}  {iso_time(int(r.enrolled_at)):<20}  {status}")
+
+
+@gateway.command("revoke")
+@_config_option
+@click.argument("which")
+def gateway_revoke(config_path: Path, which: str) -> None:
+    """Revoke a gateway (by key id or name): its batches are refused from now on."""
+    cfg = _config(config_path)
+    store = _store(cfg)
+    try:
+        rows = [r for r in store.gateways() if which in (r.key_id, r.name)]
+        if len(rows) != 1:
+            found = "no gateway" if not rows else f"{len(rows)} gateways"
+            raise CoordinatorCliError(
+                f"{found} named or with key id {which!r}; see: signalfire coordinator gateway list"
+            )
+        row = rows[0]
+        done = store.revoke_gateway(row.key_id, time.time(), actor=_actor())
+    finally:
+        store.close()
+    if done:
+        click.echo(f"revoked gateway {row.name} (key id {row.key_id})")
+    else:
+        click.echo(f"gateway {row.name} (key id {row.key_id}) was already revoked")

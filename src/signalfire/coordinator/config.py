@@ -1,0 +1,380 @@
+"""coordinator.toml: loading and validation, all at start.
+
+Every problem is reported at once, each naming its setting and the fix, so
+an operator fixes the file in one pass instead of one error per restart.
+Relative paths are relative to the file's own directory, not to wherever the
+service happens to be started from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy.engine import URL
+
+from signalfire import wire
+from signalfire.errors import SignalfireError
+from signalfire.keyfiles import load_network_key
+from signalfire.profile import NetworkProfile, load_profile
+from signalfire.sender import load_sender_keys
+
+from .app import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_PER_S
+from .ingest import (
+    DEFAULT_FUTURE_SKEW_S,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_PENDING,
+    Policy,
+)
+from .store import StoreError, normalize_url, safe_url
+
+DEFAULT_PORT = 8443
+_HEX_KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+_SECTIONS = {
+    "database": {"url"},
+    "network": {"profile", "key"},
+    "listen": {"host", "port", "tls_cert", "tls_key", "max_body_bytes"},
+    "rate_limit": {"batches_per_second", "burst"},
+    "ingest": {"future_skew_seconds", "max_report_age_days", "max_pending"},
+    "gateways": {"name", "key"},
+}
+
+
+class ConfigError(SignalfireError):
+    """The configuration file is missing, unreadable or has invalid settings."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem(s):\n{lines}")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class GatewayKey:
+    name: str
+    public_key: bytes
+    announcements: tuple[bytes, ...] = ()  # from a .pub card: its key announcements
+
+    @property
+    def key_id(self) -> str:
+        return wire.key_id(self.public_key).hex()
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    path: Path
+    database_url: URL
+    profile: NetworkProfile
+    network_key_path: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    rate_per_s: float = DEFAULT_RATE_PER_S
+    burst: int = DEFAULT_BURST
+    policy: Policy = field(default_factory=Policy)
+    gateways: tuple[GatewayKey, ...] = ()
+
+    @property
+    def safe_database_url(self) -> str:
+        return safe_url(self.database_url)
+
+    def load_network_key(self) -> X25519PrivateKey:
+        """The network private key, checked against the profile's public key."""
+        try:
+            key = load_network_key(self.network_key_path)
+        except SignalfireError as exc:
+            raise ConfigError(self.path, [f"[network].key: {exc.message}"]) from None
+        if wire.x25519_public_bytes(key) != self.profile.public_key:
+            raise ConfigError(
+                self.path,
+                [
+                    f"[network].key: {self.network_key_path} is not the private key of the "
+                    f"network in [network].profile ({self.profile.name}); point both at the "
+                    "files one `signalfire network init` wrote"
+                ],
+            )
+        return key
+
+    def keyring(self) -> wire.Keyring:
+        return wire.Keyring(self.profile.public_key, self.load_network_key())
+
+
+def parse_gateway_key(value: str, base: Path) -> tuple[bytes, tuple[bytes, ...]]:
+    """A gateway's public key from 64 hex digits or a key file (.pub card or hex lines).
+
+    Returns the key and any announcements the file carries. Raises SignalfireError.
+    """
+    text = value.strip()
+    if _HEX_KEY_RE.match(text):
+        return bytes.fromhex(text), ()
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    if not path.exists():
+        raise SignalfireError(
+            f"{value!r} is neither 64 hex digits nor an existing file; give the gateway's "
+            "public key or its .pub card (from `signalfire keys new --out gateway.key`)"
+        )
+    identities, announcements = load_sender_keys(path)
+    if len(identities) != 1:
+        raise SignalfireError(
+            f"{path} holds {len(identities)} public keys; give a file with exactly one "
+            "(the gateway's .pub card)"
+        )
+    return identities[0], tuple(announcements)
+
+
+def check_gateway_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise SignalfireError("a gateway name must be 1-64 printable characters")
+    return name
+
+
+class _Reader:
+    """Reads settings, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, path: Path, doc: dict[str, Any]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.doc = doc
+        self.problems: list[str] = []
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.doc.get(name, {})
+        if not isinstance(value, dict):
+            self.problems.append(f"[{name}] must be a table; write it as a [{name}] section")
+            return {}
+        self.unknown(value, name, _SECTIONS[name])
+        return value
+
+    def unknown(self, table: dict[str, Any], where: str, known: set[str]) -> None:
+        for key in sorted(set(table) - known):
+            self.problems.append(
+                f"[{where}].{key} is not a setting; known here: {', '.join(sorted(known))}"
+            )
+
+    def string(self, table: dict[str, Any], where: str, key: str, default: str | None) -> str:
+        value = table.get(key, default)
+        if value is None:
+            self.problems.append(f"[{where}].{key} is required; see coordinator.example.toml")
+            return ""
+        if not isinstance(value, str):
+            self.problems.append(f"[{where}].{key} must be a string in quotes")
+            return ""
+        return value
+
+    def number(
+        self,
+        table: dict[str, Any],
+        where: str,
+        key: str,
+        default: float,
+        *,
+        low: float,
+        high: float = math.inf,
+        integer: bool = False,
+    ) -> float:
+        value = table.get(key, default)
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            kind = "a whole number" if integer else "a number"
+            self.problems.append(f"[{where}].{key} must be {kind}, got {value!r}")
+            return default
+        if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
+            upper = "" if high == math.inf else f" and at most {high:g}"
+            self.problems.append(f"[{where}].{key} must be at least {low:g}{upper}, got {value}")
+            return default
+        return float(value)
+
+    def path_setting(
+        self, table: dict[str, Any], where: str, key: str, *, required: bool, hint: str
+    ) -> Path | None:
+        value = table.get(key)
+        if value is None or value == "":
+            if required:
+                self.problems.append(f"[{where}].{key} is required; {hint}")
+            return None
+        if not isinstance(value, str):
+            self.problems.append(f"[{where}].{key} must be a file path in quotes")
+            return None
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else self.base / path
+        if not path.exists():
+            self.problems.append(f"[{where}].{key}: {path} does not exist; {hint}")
+            return None
+        return path
+
+
+def load_config(path: Path) -> CoordinatorConfig:
+    """Read and validate ``path``; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            path, ["file not found; copy coordinator.example.toml and edit it"]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    r = _Reader(path.resolve(), doc)
+    for key in sorted(set(doc) - set(_SECTIONS)):
+        r.problems.append(f"[{key}] is not a section; known: {', '.join(sorted(_SECTIONS))}")
+
+    db = r.section("database")
+    url = _database_url(r, r.string(db, "database", "url", "sqlite:///coordinator.db"))
+
+    net = r.section("network")
+    profile = None
+    profile_path = r.path_setting(
+        net,
+        "network",
+        "profile",
+        required=True,
+        hint="point it at network.json from `signalfire network init`",
+    )
+    if profile_path is not None:
+        try:
+            profile = load_profile(profile_path)
+        except SignalfireError as exc:
+            r.problems.append(f"[network].profile: {exc.message}")
+    key_path = r.path_setting(
+        net,
+        "network",
+        "key",
+        required=True,
+        hint="point it at network.key from `signalfire network init` (keep it mode 0600)",
+    )
+
+    listen = r.section("listen")
+    host = r.string(listen, "listen", "host", "127.0.0.1")
+    if not host:
+        r.problems.append('[listen].host must be an address such as "127.0.0.1" or "0.0.0.0"')
+    port = int(r.number(listen, "listen", "port", DEFAULT_PORT, low=1, high=65535, integer=True))
+    hint_tls = "give the PEM file, or remove the setting to serve plain HTTP behind a TLS proxy"
+    tls_cert = r.path_setting(listen, "listen", "tls_cert", required=False, hint=hint_tls)
+    tls_key = r.path_setting(listen, "listen", "tls_key", required=False, hint=hint_tls)
+    if bool(listen.get("tls_cert")) != bool(listen.get("tls_key")):
+        r.problems.append("[listen].tls_cert and [listen].tls_key go together: set both or neither")
+    max_body = int(
+        r.number(
+            listen,
+            "listen",
+            "max_body_bytes",
+            DEFAULT_MAX_BODY_BYTES,
+            low=1024,
+            high=64 * 1024 * 1024,
+            integer=True,
+        )
+    )
+
+    rl = r.section("rate_limit")
+    rate = r.number(rl, "rate_limit", "batches_per_second", DEFAULT_RATE_PER_S, low=0.001)
+    burst = int(r.number(rl, "rate_limit", "burst", DEFAULT_BURST, low=1, integer=True))
+
+    ing = r.section("ingest")
+    policy = Policy(
+        future_skew_s=r.number(ing, "ingest", "future_skew_seconds", DEFAULT_FUTURE_SKEW_S, low=0),
+        max_age_s=86_400.0
+        * r.number(ing, "ingest", "max_report_age_days", DEFAULT_MAX_AGE_S / 86_400.0, low=0.01),
+        max_pending=int(
+            r.number(ing, "ingest", "max_pending", DEFAULT_MAX_PENDING, low=0, integer=True)
+        ),
+    )
+
+    gateways = _gateways(r)
+
+    if r.problems or profile is None or key_path is None or url is None:
+        raise ConfigError(path, r.problems or ["incomplete configuration"])
+    return CoordinatorConfig(
+        path=r.path,
+        database_url=url,
+        profile=profile,
+        network_key_path=key_path,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_body_bytes=max_body,
+        rate_per_s=rate,
+        burst=burst,
+        policy=policy,
+        gateways=gateways,
+    )
+
+
+def _database_url(r: _Reader, value: str) -> URL | None:
+    if not value:
+        return None
+    try:
+        url = normalize_url(value)
+    except StoreError as exc:
+        r.problems.append(f"[database].url: {exc.message}")
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return url
+    db_path = Path(url.database).expanduser()
+    if not db_path.is_absolute():
+        db_path = r.base / db_path
+    if not db_path.parent.is_dir():
+        r.problems.append(
+            f"[database].url: directory {db_path.parent} does not exist; "
+            f"create it (mkdir -p {db_path.parent})"
+        )
+        return None
+    return url.set(database=str(db_path))
+
+
+def _gateways(r: _Reader) -> tuple[GatewayKey, ...]:
+    entries = r.doc.get("gateways", [])
+    if not isinstance(entries, list):
+        r.problems.append("gateways must be written as [[gateways]] entries (name, key)")
+        return ()
+    out: list[GatewayKey] = []
+    seen: dict[bytes, str] = {}
+    for n, entry in enumerate(entries, 1):
+        where = f"gateways #{n}"
+        if not isinstance(entry, dict):
+            r.problems.append(f"[[{where}]] must be a table with name and key")
+            continue
+        r.unknown(entry, where, _SECTIONS["gateways"])
+        name = r.string(entry, where, "name", None)
+        if name:
+            try:
+                check_gateway_name(name)
+            except SignalfireError as exc:
+                r.problems.append(f"[{where}].name: {exc.message}")
+                continue
+        key_value = r.string(entry, where, "key", None)
+        if not name or not key_value:
+            continue
+        try:
+            public_key, announcements = parse_gateway_key(key_value, r.base)
+        except SignalfireError as exc:
+            r.problems.append(f"[{where}].key: {exc.message}")
+            continue
+        if public_key in seen:
+            r.problems.append(f"[{where}].key is the same key as gateway {seen[public_key]!r}")
+            continue
+        seen[public_key] = name
+        out.append(GatewayKey(name, public_key, announcements))
+    return tuple(out)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,216 @@
+"""coordinator.toml validation, `coordinator gateway ...`, and `coordinator serve` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from signalfire import batch as batchfmt
+from signalfire import wire
+from signalfire.coordinator.cli import coordinator
+from signalfire.coordinator.config import ConfigError, load_config
+from signalfire.coordinator.store import CoordinatorStore
+from signalfire.profile import NetworkProfile, init_network
+from signalfire.sender import Identity
+
+from .kit import Sender, pid
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, NetworkProfile, Identity]:
+    """A coordinator directory: network files, a gateway identity with its card, a config."""
+    profile, _ = init_network(tmp_path / "network", "testnet")
+    gateway = Identity.create(tmp_path / "gw.key")
+    gateway.enrol(profile)  # the card now carries the gateway's key announcement
+    shutil.copy(REPO / "coordinator.example.toml", tmp_path / "coordinator.toml")
+    return tmp_path, profile, gateway
+
+
+def test_example_config_is_valid(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    root, profile, _ = site
+    cfg = load_config(root / "coordinator.toml")
+    assert cfg.profile == profile
+    assert cfg.database_url.database == str(root / "coordinator.db")  # beside the file
+    assert (cfg.host, cfg.port, cfg.rate_per_s, cfg.burst) == ("127.0.0.1", 8443, 10, 50)
+    assert cfg.policy.max_age_s == 30 * 86_400 and cfg.policy.future_skew_s == 600
+    assert cfg.gateways == ()
+    assert cfg.keyring().can_open
+
+
+def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        """
+[database]
+url = "mysql://somewhere/db"
+[network]
+profile = "missing.json"
+[listen]
+port = "eighty"
+tls_cert = "cert.pem"
+colour = "blue"
+[rate_limit]
+burst = 0
+[[gateways]]
+name = "north"
+key = "abcd"
+[extras]
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")
+    text = str(info.value)
+    for needle in (
+        "[database].url",
+        "[network].profile",
+        "[network].key is required",
+        "[listen].port must be a whole number",
+        "[listen].tls_cert",
+        "tls_cert and [listen].tls_key go together",
+        "[listen].colour is not a setting",
+        "[rate_limit].burst must be at least 1",
+        "[gateways #1].key",
+        "[extras] is not a section",
+    ):
+        assert needle in text, needle
+
+
+def test_mismatched_network_key_is_refused(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    root, _, _ = site
+    init_network(root / "other", "other")
+    cfg_text = (root / "coordinator.toml").read_text()
+    (root / "coordinator.toml").write_text(
+        cfg_text.replace('key = "network/network.key"', 'key = "other/network.key"')
+    )
+    with pytest.raises(ConfigError, match=r"\[network\].key"):
+        load_config(root / "coordinator.toml").keyring()
+
+
+def test_gateway_add_list_revoke(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    root, _, gateway = site
+    cfg = str(root / "coordinator.toml")
+    runner = CliRunner()
+    card = str(gateway.card_path)
+    added = runner.invoke(
+        coordinator, ["gateway", "add", "--config", cfg, "--name", "north", "--key", card]
+    )
+    assert added.exit_code == 0, added.output
+    assert f"key id {gateway.key_id.hex()}" in added.output
+    assert "1 key announcement" in added.output
+    again = runner.invoke(
+        coordinator,
+        ["gateway", "add", "--config", cfg, "--name", "x", "--key", gateway.public.hex()],
+    )
+    assert again.exit_code == 0 and "already enrolled" in again.output
+    listed = runner.invoke(coordinator, ["gateway", "list", "--config", cfg, "--json"])
+    [row] = json.loads(listed.output)
+    assert (row["name"], row["key_id"], row["revoked_at"]) == ("north", gateway.key_id.hex(), None)
+    revoked = runner.invoke(coordinator, ["gateway", "revoke", "--config", cfg, "north"])
+    assert revoked.exit_code == 0 and "revoked gateway north" in revoked.output
+    table = runner.invoke(coordinator, ["gateway", "list", "--config", cfg])
+    assert "revoked" in table.output
+    refused = runner.invoke(
+        coordinator, ["gateway", "add", "--config", cfg, "--name", "north", "--key", card]
+    )
+    assert refused.exit_code == 1 and "stays revoked" in refused.output
+    bad = runner.invoke(
+        coordinator, ["gateway", "add", "--config", cfg, "--name", "n", "--key", "cafe"]
+    )
+    assert bad.exit_code == 1 and "64 hex digits" in bad.output
+    store = CoordinatorStore(load_config(root / "coordinator.toml").database_url)
+    with store.transaction(write=False) as tx:
+        actions = [e["action"] for e in tx.audit_entries()]
+    store.close()
+    assert actions == ["gateway.add", "gateway.revoke"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_ingests_and_stops_cleanly_on_sigterm(
+    site: tuple[Path, NetworkProfile, Identity],
+) -> None:
+    root, profile, gateway = site
+    port = _free_port()
+    cfg_path = root / "coordinator.toml"
+    cfg_path.write_text(
+        cfg_path.read_text().replace("port = 8443", f"port = {port}")
+        + f'\n[[gateways]]\nname = "north"\nkey = "{gateway.card_path.name}"\n'
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from signalfire.coordinator.cli import coordinator; coordinator()",
+            "serve",
+            "--config",
+            str(cfg_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=1).json() == {"ok": True}:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "coordinator did not come up"
+            time.sleep(0.05)
+        civilian = Sender(profile.public_key)
+        report = civilian.report(text="on the roof")
+        # the gateway's own announcement came from its card: no need to send it
+        attested = gateway.seal(
+            profile,
+            wire.Report(
+                status=wire.Status.SOS,
+                time=int(time.time()),
+                attestation=wire.Attestation(node_num=7, packet_id=8, rx_time=int(time.time())),
+            ),
+        ).packet
+        data = batchfmt.encode(
+            [batchfmt.BatchItem(p) for p in (civilian.announcement, report, attested)],
+            gateway=gateway.key,
+            network_id=profile.network_id,
+            batch_id="serve-1",
+            sent_at=int(time.time()),
+        )
+        response = httpx.post(f"{base}/api/v1/batches", content=data, timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json()["stored"] == [pid(civilian.announcement), pid(report), pid(attested)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, err
+    assert "coordinator stopped" in err
+    store = CoordinatorStore(load_config(cfg_path).database_url)
+    with store.transaction(write=False) as tx:
+        assert tx.counts()["reports"] == 2
+        assert [e["action"] for e in tx.audit_entries()] == ["gateway.add", "serve.start"]
+    store.close()
