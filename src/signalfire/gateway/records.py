@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
+
+COPY_ID_SIZE = 16
 
 
 class Verified(enum.StrEnum):
@@ -28,3 +31,15 @@ class StoredPacket:
     rx_rssi: int | None = None
     hops: int | None = None
     verified: Verified = Verified.NOT_CHECKED
+
+    @property
+    def copy_id(self) -> bytes:
+        """16-byte id of these exact bytes: the gateway store is unique on it.
+
+        ``id`` leaves the signature out, so a forged copy (same header and body, bad
+        signature) shares it with the genuine packet. Stored by ``id`` alone, whichever
+        copy arrived first would suppress the other, and a gateway that cannot check
+        the signature (sender unknown here) must not let a forger win that race: both
+        copies are kept and delivered, and the coordinator keeps the valid one.
+        """
+        return hashlib.sha256(self.raw).digest()[:COPY_ID_SIZE]
