@@ -150,7 +150,7 @@ def test_bad_packets_are_refused_with_a_clear_error(store: GatewayStore) -> None
 # -- order -----------------------------------------------------------------------
 
 
-def test_due_sends_life_safety_first_then_announcements_then_oldest(
+def test_due_sends_announcements_then_life_safety_first_then_oldest(
     store: GatewayStore,
 ) -> None:
     routine_old = packet(1, priority=ROUTINE)
@@ -165,11 +165,11 @@ def test_due_sends_life_safety_first_then_announcements_then_oldest(
     store.add(routine_new, UPLINKS)
 
     expected = [
-        life_ann,  # a sender's key travels before the reports it opens
+        life_ann,  # every key travels before the reports it opens: a routine
+        routine_ann,  # announcement left behind would hold an SOS pending at the coordinator
         life_report,
         life_attested,
         elevated,
-        routine_ann,
         routine_old,
         routine_new,
     ]
@@ -268,7 +268,7 @@ def test_supersede_keeps_life_safety_announcements_and_other_uplinks(
     assert store.supersede_older("sat", T0 + 10) == 2
     assert store.deliveries(r1.copy_id)["sat"].state == "superseded"
     assert store.deliveries(r2.copy_id)["sat"].state == "superseded"
-    assert ids(store.due("sat", T0 + 10, 10)) == ids([r3, ann, other, r4])
+    assert ids(store.due("sat", T0 + 10, 10)) == ids([ann, r3, other, r4])
     assert len(store.due("https", T0 + 10, 10)) == 6  # only the costly link was touched
     assert store.get(r1.copy_id) is not None  # and the packets stay in the store
     assert store.supersede_older("sat", T0 + 11) == 0

@@ -82,23 +82,9 @@ def serve(config_path: Path) -> None:
     import uvicorn
 
     cfg = _config(config_path)
-    try:
-        keyring = cfg.keyring()
-    except SignalfireError as exc:
-        raise CoordinatorCliError(exc.message) from None
-    store = _store(cfg)
+    store, ingestor = _ingestor(cfg)
     try:
         now = time.time()
-        for gw in cfg.gateways:
-            if gw.announcements:
-                import_announcements(store, cfg.profile.public_key, gw.announcements, now)
-        ingestor = Ingestor(
-            store,
-            keyring,
-            enrolled_gateways=[(g.name, g.public_key) for g in cfg.gateways],
-            policy=cfg.policy,
-            now=now,
-        )
         app = create_app(
             ingestor,
             max_body_bytes=cfg.max_body_bytes,
@@ -157,6 +143,35 @@ def serve(config_path: Path) -> None:
     finally:
         store.close()
     click.echo("coordinator stopped", err=True)
+
+
+def _ingestor(cfg: CoordinatorConfig) -> tuple[CoordinatorStore, Ingestor]:
+    try:
+        keyring = cfg.keyring()
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    store = _store(cfg)
+    try:
+        now = time.time()
+        for gw in cfg.gateways:
+            if gw.announcements:
+                import_announcements(store, cfg.profile.public_key, gw.announcements, now)
+        ingestor = Ingestor(
+            store,
+            keyring,
+            enrolled_gateways=[(g.name, g.public_key) for g in cfg.gateways],
+            policy=cfg.policy,
+            now=now,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return store, ingestor
+
+
+def build_ingestor(config_path: Path) -> tuple[CoordinatorStore, Ingestor]:
+    """The store and ingestor `serve` uses, for other ways in (USB bundle import)."""
+    return _ingestor(_config(config_path))
 
 
 @coordinator.group()

@@ -557,9 +557,10 @@ class GatewayStore:
     ) -> list[StoredPacket]:
         """Pending packets whose retry time has come, in the order to send them.
 
-        Life-safety first; within a priority, announcements before reports (a
-        sender's key must reach the coordinator before the reports it opens); then
-        oldest first. With ``max_total_bytes`` the list stops before the packet that
+        Announcements first, whatever their priority (a sender's key must reach
+        the coordinator before the reports it opens, or an SOS waits there behind
+        the routine backlog for its key; there is one small announcement per
+        sender); then life-safety, elevated, routine; then oldest first. With ``max_total_bytes`` the list stops before the packet that
         would exceed it, except that the first packet always comes (a link that
         carries less than one packet must split it; the store cannot shrink it).
 
@@ -575,7 +576,7 @@ class GatewayStore:
                 " ON p.n = d.packet"
                 " WHERE d.uplink = ? AND d.state = 'pending'"
                 " AND (d.next_attempt_at <= ? OR d.updated_at > ?)"
-                " ORDER BY d.priority DESC, d.announcement DESC, d.received_at, d.packet"
+                " ORDER BY d.announcement DESC, d.priority DESC, d.received_at, d.packet"
                 " LIMIT ?",
                 (uplink, now, now, limit),
             )
@@ -750,7 +751,7 @@ class GatewayStore:
                 "   WHERE d.packet = p.n AND d.state = 'pending')"
                 " AND NOT EXISTS (SELECT 1 FROM deliveries AS d"
                 "   WHERE d.packet = p.n AND d.state = 'done')"
-                " ORDER BY p.priority DESC, p.kind = 'announcement' DESC, p.received_at, p.n"
+                " ORDER BY p.kind = 'announcement' DESC, p.priority DESC, p.received_at, p.n"
                 " LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()

@@ -20,9 +20,15 @@ class UplinkError(Exception):
 
 @dataclass
 class Delivery:
-    """What the far side confirmed it stored (only these are done for this uplink)."""
+    """What the far side answered, by copy id (StoredPacket.copy_id: one per distinct bytes).
+
+    Only acknowledged copies are done for this uplink; rejected ones (the far side
+    refused them for good, e.g. a forged signature) are not retried; anything
+    else in the batch is retried later.
+    """
 
     acknowledged: set[bytes] = field(default_factory=set)
+    rejected: dict[bytes, str] = field(default_factory=dict)
 
 
 class Uplink(Protocol):

@@ -1,0 +1,215 @@
+"""gateway.toml: read once at start; every setting checked; errors name the setting and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ..errors import SignalfireError
+from ..radio.api import RadioError
+from ..radio.meshtastic_radio import parse_spec
+
+UPLINK_TYPES = ("https", "mqtt", "bundle")
+
+
+class GatewayConfigError(SignalfireError):
+    pass
+
+
+@dataclass(frozen=True)
+class UplinkConfig:
+    type: str
+    name: str
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    path: Path
+    name: str
+    identity: Path
+    network: Path
+    network_key: Path | None
+    data_dir: Path
+    min_free_mb: int
+    radio: str
+    reply: bool
+    per_node_per_minute: int
+    per_key_per_minute: int
+    help_interval_s: float
+    receipt_interval_s: float
+    uplinks: tuple[UplinkConfig, ...] = field(default=())
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite"
+
+
+class _Reader:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def fail(self, where: str, problem: str, fix: str) -> GatewayConfigError:
+        return GatewayConfigError(f"{self.path}: {where} {problem}; {fix}")
+
+    def table(self, name: str, *, required: bool = True) -> dict[str, Any]:
+        value = self.data.get(name)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(
+                f"[{name}]", "is missing", f"add a [{name}] table (see gateway.example.toml)"
+            )
+        return value
+
+    def get(
+        self, table: dict[str, Any], section: str, key: str, kind: type, default: Any = ...
+    ) -> Any:
+        where = f"[{section}] {key}"
+        if key not in table:
+            if default is ...:
+                raise self.fail(where, "is missing", f"set {key} in [{section}]")
+            return default
+        value = table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.fail(where, f"is {value!r}", f"it must be a {kind.__name__}")
+        return value
+
+    def file(
+        self, table: dict[str, Any], section: str, key: str, *, required: bool = True
+    ) -> Path | None:
+        raw = self.get(table, section, key, str, "" if not required else ...)
+        if not raw:
+            return None
+        path = (self.path.parent / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
+        if not path.exists():
+            raise self.fail(
+                f"[{section}] {key}",
+                f"names {path}, which does not exist",
+                _FILE_HINTS.get(key, "check the path"),
+            )
+        return path
+
+    def required_file(self, table: dict[str, Any], section: str, key: str) -> Path:
+        found = self.file(table, section, key)
+        if found is None:
+            raise self.fail(f"[{section}] {key}", "is empty", _FILE_HINTS.get(key, "set it"))
+        return found
+
+
+_FILE_HINTS = {
+    "identity": "create the gateway's key with: signalfire keys new --out PATH",
+    "network": "copy network.json from your coordinator",
+    "network_key": "leave it empty unless this gateway should open reports (docs/security.md)",
+    "ca_file": "point it at the coordinator's CA certificate, or leave it empty",
+    "password_file": "write the MQTT password into that file (mode 0600)",
+}
+
+
+def load_config(path: Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GatewayConfigError(
+            f"{path} not found; copy gateway.example.toml and edit it"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GatewayConfigError(f"{path} is not valid TOML: {exc}") from None
+    r = _Reader(path, data)
+    gw = r.table("gateway")
+    name = r.get(gw, "gateway", "name", str)
+    if not name.strip():
+        raise r.fail("[gateway] name", "is empty", "give the gateway a short name")
+    identity = r.required_file(gw, "gateway", "identity")
+    network = r.required_file(gw, "gateway", "network")
+    network_key = r.file(gw, "gateway", "network_key", required=False)
+    data_dir = Path(r.get(gw, "gateway", "data_dir", str))
+    if not data_dir.is_absolute():
+        data_dir = (path.parent / data_dir).resolve()
+    min_free_mb = r.get(gw, "gateway", "min_free_mb", int, 50)
+    if min_free_mb < 0:
+        raise r.fail("[gateway] min_free_mb", f"is {min_free_mb}", "it must be 0 or more")
+    radio = r.table("radio")
+    spec = r.get(radio, "radio", "spec", str)
+    try:
+        parse_spec(spec)
+    except RadioError as exc:
+        raise r.fail("[radio] spec", f"is {spec!r}", str(exc)) from None
+    reply = r.get(radio, "radio", "reply", bool, True)
+    limits = r.table("limits", required=False)
+    per_node = r.get(limits, "limits", "per_node_per_minute", int, 30)
+    per_key = r.get(limits, "limits", "per_key_per_minute", int, 12)
+    for key, value in (("per_node_per_minute", per_node), ("per_key_per_minute", per_key)):
+        if value < 1:
+            raise r.fail(f"[limits] {key}", f"is {value}", "it must be at least 1")
+    intake = r.table("intake", required=False)
+    help_s = r.get(intake, "intake", "help_interval_s", float, 600.0)
+    receipt_s = r.get(intake, "intake", "receipt_interval_s", float, 60.0)
+    uplinks = _uplinks(r, data.get("uplink", []))
+    return GatewayConfig(
+        path=path,
+        name=name,
+        identity=identity,
+        network=network,
+        network_key=network_key,
+        data_dir=data_dir,
+        min_free_mb=min_free_mb,
+        radio=spec,
+        reply=reply,
+        per_node_per_minute=per_node,
+        per_key_per_minute=per_key,
+        help_interval_s=help_s,
+        receipt_interval_s=receipt_s,
+        uplinks=uplinks,
+    )
+
+
+def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
+    if not isinstance(raw, list):
+        raise r.fail("[[uplink]]", "must be an array of tables", "write each uplink as [[uplink]]")
+    out: list[UplinkConfig] = []
+    names: set[str] = set()
+    for n, table in enumerate(raw, start=1):
+        section = f"uplink #{n}"
+        if not isinstance(table, dict):
+            raise r.fail(f"[[uplink]] #{n}", "is not a table", "write each uplink as [[uplink]]")
+        kind = r.get(table, section, "type", str)
+        if kind not in UPLINK_TYPES:
+            raise r.fail(
+                f"[[uplink]] #{n} type", f"is {kind!r}", f"use one of {', '.join(UPLINK_TYPES)}"
+            )
+        name = r.get(table, section, "name", str, kind)
+        if name in names:
+            raise r.fail(
+                f"[[uplink]] #{n} name", f"{name!r} is used twice", "give each uplink its own name"
+            )
+        names.add(name)
+        settings = {k: v for k, v in table.items() if k not in ("type", "name")}
+        if kind == "https":
+            url = r.get(table, section, "url", str)
+            parsed = urlparse(url)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc:
+                raise r.fail(f"[[uplink]] #{n} url", f"is {url!r}", "use https://HOST[:PORT]")
+            r.get(table, section, "timeout_s", float, 15.0)
+            r.get(table, section, "batch_size", int, 200)
+            r.file(table, section, "ca_file", required=False)
+        elif kind == "mqtt":
+            r.get(table, section, "host", str)
+            port = r.get(table, section, "port", int, 1883)
+            if not 0 < port < 65536:
+                raise r.fail(f"[[uplink]] #{n} port", f"is {port}", "use 1-65535")
+            r.get(table, section, "tls", bool, False)
+            r.file(table, section, "ca_file", required=False)
+            r.file(table, section, "password_file", required=False)
+        elif kind == "bundle":
+            r.get(table, section, "dir", str)
+        out.append(UplinkConfig(kind, name, settings))
+    return tuple(out)
