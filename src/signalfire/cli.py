@@ -14,10 +14,11 @@ from typing import Any
 import click
 
 from . import wire
+from .coordinator.cli import coordinator
 from .errors import SignalfireError
+from .gateway.cli import bundle, gateway
 from .keyfiles import load_network_key
 from .profile import init_network, load_profile
-from .coordinator.cli import coordinator
 from .radio.cli import radio
 from .render import announcement_to_dict, opened_to_dict
 from .sender import Identity, load_sender_keys
@@ -493,3 +494,5 @@ def demo(workdir: Path | None, seed: int) -> None:
 
 main.add_command(radio)
 main.add_command(coordinator)
+main.add_command(gateway)
+main.add_command(bundle)

@@ -1,4 +1,4 @@
-"""A real coordinator (store, ingest, Starlette app, uvicorn) on a fixed loopback port, restartable."""
+"""A real coordinator (store, ingest, app, uvicorn) on a fixed loopback port, restartable."""
 
 from __future__ import annotations
 

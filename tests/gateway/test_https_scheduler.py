@@ -1,4 +1,4 @@
-"""Store -> scheduler -> HTTPS uplink -> a real coordinator: life-safety first, flapping, exactly once."""
+"""Store -> scheduler -> HTTPS -> a real coordinator: life-safety first, flapping, exactly once."""
 
 from __future__ import annotations
 

@@ -560,9 +560,11 @@ class GatewayStore:
         Announcements first, whatever their priority (a sender's key must reach
         the coordinator before the reports it opens, or an SOS waits there behind
         the routine backlog for its key; there is one small announcement per
-        sender); then life-safety, elevated, routine; then oldest first. With ``max_total_bytes`` the list stops before the packet that
-        would exceed it, except that the first packet always comes (a link that
-        carries less than one packet must split it; the store cannot shrink it).
+        sender); then life-safety, elevated, routine; then oldest first.
+
+        With ``max_total_bytes`` the list stops before the packet that would exceed
+        it, except that the first packet always comes (a link that carries less than
+        one packet must split it; the store cannot shrink it).
 
         A row last touched at a time later than ``now`` is due whatever its retry
         time: the clock went backwards (a Raspberry Pi without RTC rebooting), and
