@@ -156,13 +156,19 @@ def bundle_export(config_path: Path, out_dir: Path, per_file: int) -> None:
     written: list[Path] = []
     try:
         packets = store.undelivered()
+        now = time.time()
         with Progress(transient=True) as progress:
             task = progress.add_task("writing bundles", total=len(packets))
             for start in range(0, len(packets), per_file):
                 chunk = packets[start : start + per_file]
                 try:
                     path = write_bundle(
-                        out_dir, chunk, gateway=identity.key, network_id=profile.network_id
+                        out_dir,
+                        chunk,
+                        gateway=identity.key,
+                        network_id=profile.network_id,
+                        now=now,
+                        index=len(written),
                     )
                 except SignalfireError as exc:
                     raise GatewayCliError(

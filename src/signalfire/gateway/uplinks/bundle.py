@@ -24,9 +24,11 @@ SUFFIX = ".sfbundle"
 FILE_MODE = 0o644  # reports inside are sealed to the network key; the file itself is not secret
 
 
-def bundle_name(gateway: Ed25519PrivateKey, batch_id: str) -> str:
+def bundle_name(gateway: Ed25519PrivateKey, batch_id: str, sent_at: int, index: int = 0) -> str:
+    """Names sort in the order written: import them in that order and each sender's
+    announcement (always in the first file) is there before its reports."""
     key_id = wire.key_id(wire.ed25519_public_bytes(gateway)).hex()
-    return f"signalfire-{key_id}-{batch_id}{SUFFIX}"
+    return f"signalfire-{key_id}-{sent_at:010d}-{index:04d}-{batch_id[:16]}{SUFFIX}"
 
 
 def write_bundle(
@@ -36,16 +38,18 @@ def write_bundle(
     gateway: Ed25519PrivateKey,
     network_id: bytes,
     now: float | None = None,
+    index: int = 0,
 ) -> Path:
     batch_id = batch_id_for(packets)
+    sent_at = int(now if now is not None else time.time())
     data = batch.encode(
         batch_items(packets),
         gateway=gateway,
         network_id=network_id,
         batch_id=batch_id,
-        sent_at=int(now if now is not None else time.time()),
+        sent_at=sent_at,
     )
-    path = Path(directory) / bundle_name(gateway, batch_id)
+    path = Path(directory) / bundle_name(gateway, batch_id, sent_at, index)
     atomic_write(path, data, FILE_MODE)
     return path
 
