@@ -13,9 +13,8 @@ the database lives on, which decides what an fsync costs) and a table of
 - the same report heard again (a duplicate through another relay: nothing to write);
 - batched intake: ``add_many`` of 100 reports per transaction (a USB bundle import);
 - the drain of a 10,000-packet backlog through ``due(limit=100)`` + ``mark_done``,
-  as an uplink worker does when its link comes back, checking on the way that every
-  life-safety packet came out before any other and that announcements led their
-  priority;
+  as an uplink worker does when its link comes back, checking on the way that the
+  announcements came out first and then every life-safety packet before any other;
 - ``supersede_older`` and ``stats`` over that backlog (a costly link calls the first
   before every batch; ``signalfire gateway status`` calls the second).
 
@@ -142,11 +141,11 @@ def batched(directory: Path, count: int) -> Row:
 
 
 def order_problems(drained: Sequence[StoredPacket]) -> list[str]:
-    """Everything drained at once must come out by priority, announcements first in each."""
+    """Everything drained at once: announcements first, then by priority."""
     problems = []
     for i, (a, b) in enumerate(itertools.pairwise(drained)):
-        key_a = (-a.priority, a.kind != "announcement")
-        key_b = (-b.priority, b.kind != "announcement")
+        key_a = (a.kind != "announcement", -a.priority)
+        key_b = (b.kind != "announcement", -b.priority)
         if key_b < key_a:
             problems.append(f"#{i + 1}: {b.kind} priority {b.priority} after {a.kind} {a.priority}")
     return problems
@@ -190,7 +189,7 @@ def drain(directory: Path, backlog: int) -> tuple[list[Row], str]:
     else:
         verdict = (
             f"{ORDER_CHECK}: ok (all {life:,} life-safety packets came out before the first "
-            f"elevated one, and each priority's announcements before its reports; "
+            f"elevated one, after every sender's announcement; "
             f"{len(drained):,} of {backlog:,} drained, none left)"
         )
     rows = [
