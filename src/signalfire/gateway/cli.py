@@ -106,10 +106,13 @@ def gateway_status(config_path: Path, as_json: bool) -> None:
         )
     console.print(table)
     packets = stats.get("packets", {})
-    console.print(
-        f"stored packets: {packets.get('total', 0)} · per hour (last 24 h): "
-        f"{stats.get('per_hour', stats.get('reports_per_hour', '-'))}"
+    hourly = stats.get("reports_per_hour") or []
+    recent = (
+        f"reports heard in the last hour {hourly[-1]}, in the last 24 h {sum(hourly)}"
+        if isinstance(hourly, list) and hourly
+        else "no reports heard in the last 24 h"
     )
+    console.print(f"stored packets: {packets.get('total', 0)} · {recent}")
     counters = stats.get("counters") or {}
     if counters:
         console.print("counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
