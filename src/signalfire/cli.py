@@ -9,17 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import click
 
 from . import wire
-from .coordinator.cli import coordinator
 from .errors import SignalfireError
-from .gateway.cli import bundle, gateway
 from .keyfiles import load_network_key
 from .profile import init_network, load_profile
-from .radio.cli import radio
 from .render import announcement_to_dict, opened_to_dict
 from .sender import Identity, load_sender_keys
 
@@ -53,7 +50,31 @@ def _fail(exc: Exception) -> CliError:
     raise exc
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """Subcommand groups imported only when used: `signalfire send` on a phone should not
+    pay for the coordinator's web stack (click's documented lazy-loading pattern)."""
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "radio": ("signalfire.radio.cli", "radio"),
+        "gateway": ("signalfire.gateway.cli", "gateway"),
+        "bundle": ("signalfire.gateway.cli", "bundle"),
+        "coordinator": ("signalfire.coordinator.cli", "coordinator"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="signalfire")
 def main(verbose: int) -> None:
@@ -184,20 +205,34 @@ def _parse_time(value: str | None) -> int:
     return int(parsed.timestamp())
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _report_options(fn: _F) -> _F:
+    """The options that say what a report holds (report encode and send share them)."""
+    for option in reversed(
+        [
+            click.option("--identity", "identity_path", required=True,
+                         type=click.Path(path_type=Path)),
+            click.option("--network", "network_path", required=True,
+                         type=click.Path(path_type=Path)),
+            click.option("--status", required=True, help="safe, sos, medical, trapped, "
+                         "evacuate, need-supplies, missing-person, cancel"),
+            click.option("--needs", default="",
+                         help="Comma list: water,food,shelter,medicine,power,transport"),
+            click.option("--people", type=int, default=1, show_default=True),
+            click.option("--lat", type=float),
+            click.option("--lon", type=float),
+            click.option("--accuracy", type=float, help="Location accuracy in metres."),
+            click.option("--text", default=None, help="A few words (UTF-8)."),
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
 @report.command("encode")
-@click.option("--identity", "identity_path", required=True, type=click.Path(path_type=Path))
-@click.option("--network", "network_path", required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--status",
-    required=True,
-    help="safe, sos, medical, trapped, evacuate, need-supplies, missing-person, cancel",
-)
-@click.option("--needs", default="", help="Comma list: water,food,shelter,medicine,power,transport")
-@click.option("--people", type=int, default=1, show_default=True)
-@click.option("--lat", type=float)
-@click.option("--lon", type=float)
-@click.option("--accuracy", type=float, help="Location accuracy in metres.")
-@click.option("--text", default=None, help="A few words (UTF-8).")
+@_report_options
 @click.option("--seq", type=int, help="Sequence number (default: the next unused one).")
 @click.option("--time", "when", help="Creation time, ISO 8601 (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print id, size, seq and hex as JSON.")
@@ -336,20 +371,8 @@ def report_decode(
     required=True,
     help="serial:/dev/ttyUSB0, tcp:HOST[:4403] or ble:NAME_OR_ADDRESS",
 )
-@click.option("--identity", "identity_path", required=True, type=click.Path(path_type=Path))
-@click.option("--network", "network_path", required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--status",
-    required=True,
-    help="safe, sos, medical, trapped, evacuate, need-supplies, missing-person, cancel",
-)
-@click.option("--needs", default="", help="Comma list: water,food,shelter,medicine,power,transport")
-@click.option("--people", type=int, default=1, show_default=True)
-@click.option("--lat", type=float)
-@click.option("--lon", type=float)
-@click.option("--accuracy", type=float, help="Location accuracy in metres.")
+@_report_options
 @click.option("--from-radio-gps", is_flag=True, help="Use the radio's own GPS position.")
-@click.option("--text", default=None, help="A few words (UTF-8).")
 @click.option(
     "--to",
     "to_node",
@@ -490,9 +513,3 @@ def demo(workdir: Path | None, seed: int) -> None:
     outcome = demo_module.run(workdir, seed)
     if outcome.opened != outcome.sent:
         raise CliError(f"{outcome.sent - outcome.opened} report(s) sent but not opened")
-
-
-main.add_command(radio)
-main.add_command(coordinator)
-main.add_command(gateway)
-main.add_command(bundle)

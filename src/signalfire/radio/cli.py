@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -141,6 +143,20 @@ def emulate(
         state=state,
         seed=seed,
     )
+    lines = [f"node {device.node_id} {long_name} (this radio)"] + [
+        f"node {node.node_id} {node.long_name} {node.latitude:.5f},{node.longitude:.5f}"
+        for node in mesh.nodes.values()
+    ]
+    with _running(device, pty_link, lines) as stop:
+        _run(mesh, stop, chatter, random.Random(seed))  # noqa: S311 - demo traffic
+
+
+@contextlib.contextmanager
+def _running(
+    device: EmulatedDevice, pty_link: Path | None, lines: list[str]
+) -> Iterator[threading.Event]:
+    """Start the radio, print where it is (first lines: whoever started us reads them),
+    and hand back an event that SIGINT or SIGTERM sets; stop the radio afterwards."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -154,13 +170,10 @@ def emulate(
             click.echo(f"tcp {host}:{port}")
         if device.pty_path is not None:
             click.echo(f"pty {pty_link or device.pty_path}")
-        click.echo(f"node {device.node_id} {long_name} (this radio)")
-        for node in mesh.nodes.values():
-            click.echo(
-                f"node {node.node_id} {node.long_name} {node.latitude:.5f},{node.longitude:.5f}"
-            )
-        sys.stdout.flush()  # whoever started us reads the address from the first lines
-        _run(mesh, stop, chatter, random.Random(seed))  # noqa: S311 - demo traffic
+        for line in lines:
+            click.echo(line)
+        sys.stdout.flush()
+        yield stop
     finally:
         device.stop()
         for sig, handler in previous.items():
@@ -205,40 +218,25 @@ def _emulate_scenario(
         )
     except SignalfireError as exc:
         raise click.ClickException(exc.message) from None
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    device.start()
-    try:
-        if device.tcp_address is not None:
-            host, port = device.tcp_address
-            click.echo(f"tcp {host}:{port}")
-        if device.pty_path is not None:
-            click.echo(f"pty {pty_link or device.pty_path}")
-        click.echo(f"node {device.node_id} {device.state.owner.long_name} (this radio)")
-        for spec in scenario.nodes:
-            if spec.num != device.node_num:
-                node = spec.node
-                click.echo(
-                    f"node {node.node_id} {node.long_name} "
-                    f"{node.latitude:.5f},{node.longitude:.5f} {spec.kind.value} {spec.role.name}"
-                )
-        if sim.keys is not None:
-            click.echo(f"network {sim.keys.profile.name} {sim.keys.profile.network_id.hex()}")
-            if sim.keys.key_path is not None:
-                click.echo(f"network-key {sim.keys.key_path}")
-        sys.stdout.flush()  # whoever started us reads the address from the first lines
+    lines = [f"node {device.node_id} {device.state.owner.long_name} (this radio)"]
+    for spec in scenario.nodes:
+        if spec.num != device.node_num:
+            node = spec.node
+            lines.append(
+                f"node {node.node_id} {node.long_name} "
+                f"{node.latitude:.5f},{node.longitude:.5f} {spec.kind.value} {spec.role.name}"
+            )
+    if sim.keys is not None:
+        lines.append(f"network {sim.keys.profile.name} {sim.keys.profile.network_id.hex()}")
+        if sim.keys.key_path is not None:
+            lines.append(f"network-key {sim.keys.key_path}")
+    with _running(device, pty_link, lines) as stop:
         sim.start(speed=speed)
-        while not stop.wait(3600):
-            pass
-    finally:
-        sim.stop()
-        device.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            while not stop.wait(3600):
+                pass
+        finally:
+            sim.stop()
 
 
 def _run(mesh: InMemoryMesh, stop: threading.Event, chatter: float, rng: random.Random) -> None:
