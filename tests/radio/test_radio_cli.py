@@ -92,7 +92,13 @@ def test_cli_set_changes_the_radio(device: EmulatedDevice) -> None:
         device, "--set", "lora.hop_limit", "5", "--set", "display.screen_on_secs", "60"
     )
     assert result.returncode == 0, result.stderr
-    assert device.wait_for(lambda: device.state.config.lora.hop_limit == 5)
+    # The CLI has exited, but the radio may still be reading what it wrote last.
+    assert device.wait_for(
+        lambda: any(
+            m.WhichOneof("payload_variant") == "commit_edit_settings" for m in device.admin_messages
+        )
+    )
+    assert device.state.config.lora.hop_limit == 5
     assert device.state.config.display.screen_on_secs == 60
     kinds = [m.WhichOneof("payload_variant") for m in device.admin_messages]
     # Two sections: the CLI wraps them in an edit transaction (asking for a session key
