@@ -26,6 +26,11 @@ from .records import StoredPacket, Verified
 log = logging.getLogger(__name__)
 
 REPLY_SPACING_S = 2.5  # the firmware drops a client's texts sent less than 2 s apart
+# Gateway-wide budgets against floods that forge node numbers or mint identities. A
+# LONG_FAST channel carries well under one report a second, so these only bite on abuse.
+NEW_IDENTITIES_PER_NODE_PER_MINUTE = 2
+NEW_IDENTITIES_PER_MINUTE = 30
+UNVERIFIED_PER_MINUTE = 120
 
 
 class PacketStore(Protocol):
@@ -132,6 +137,14 @@ class GatewayIntake:
         self.per_node = Buckets(per_node_per_minute, burst=max(5.0, per_node_per_minute / 2))
         self.per_key = Buckets(per_key_per_minute, burst=max(3.0, per_key_per_minute / 2))
         self.per_key_urgent = Buckets(per_key_per_minute * 2, burst=max(6.0, per_key_per_minute))
+        self.per_node_urgent = Buckets(
+            per_node_per_minute * 2, burst=max(10.0, per_node_per_minute)
+        )
+        self.new_identity_per_node = Buckets(NEW_IDENTITIES_PER_NODE_PER_MINUTE, burst=5)
+        self.new_identity_global = Buckets(
+            NEW_IDENTITIES_PER_MINUTE, burst=NEW_IDENTITIES_PER_MINUTE
+        )
+        self.unverified_global = Buckets(UNVERIFIED_PER_MINUTE, burst=UNVERIFIED_PER_MINUTE / 2)
         self.counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()  # radio listeners run on one thread, but be sure
 
@@ -171,6 +184,13 @@ class GatewayIntake:
             return f"malformed:{exc.code}"
         verified = Verified.NOT_CHECKED
         if isinstance(parsed, wire.Announcement):
+            # Identities cost nothing to make: a flood of fresh ones (each with its own
+            # per-key allowance) is bounded per radio node and for the whole gateway.
+            if not self.keyring.knows(parsed.key_id) and not (
+                self.new_identity_per_node.allow(item.from_node, now)
+                and self.new_identity_global.allow("all", now)
+            ):
+                return "rate-limited:new-identity"
             try:
                 self.keyring.add(parsed)
             except wire.WireError as exc:
@@ -187,17 +207,21 @@ class GatewayIntake:
                 log.warning("forged or damaged report from radio !%08x dropped", item.from_node)
                 self.per_node.allow(item.from_node, now, cost=2)
                 return "forged"
-        # A verified life-safety report is never held back by its radio's bucket: the
-        # radio may be a relay that also carries someone's junk.
+        # Meshtastic keeps the originator in `from` across relays, so the node bucket is
+        # per originating radio. A verified life-safety report draws on a separate,
+        # larger allowance: routine chatter from the same radio never blocks its SOS.
         urgent = verified is Verified.VERIFIED and parsed.priority is wire.Priority.LIFE_SAFETY
-        if not urgent and not self.per_node.allow(item.from_node, now):
+        node_bucket = self.per_node_urgent if urgent else self.per_node
+        if not node_bucket.allow(item.from_node, now):
             return "rate-limited:node"
         if verified is Verified.VERIFIED:
-            # Urgent reports draw on their own, larger allowance: a stolen key that
-            # floods SOS is still bounded, but routine chatter never blocks an SOS.
             bucket = self.per_key_urgent if urgent else self.per_key
             if not bucket.allow(parsed.key_id, now):
                 return "rate-limited:key"
+        elif verified is Verified.UNKNOWN_SENDER and not self.unverified_global.allow("all", now):
+            # Nobody can check these here, whatever priority they claim: a gateway-wide
+            # budget stops forged node numbers from filling the life-safety queue.
+            return "rate-limited:unverified"
         new = self.store.add(stored_packet(item.payload, parsed, item, now, verified), self.uplinks)
         if new:
             self.on_stored()

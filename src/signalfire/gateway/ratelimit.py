@@ -23,7 +23,8 @@ class Buckets:
 
     def allow(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         tokens, last = self._state.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        # max(0, ...): a clock that jumps back (a Pi without RTC) must not drain buckets
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
         allowed = tokens >= cost
         if allowed:
             tokens -= cost
