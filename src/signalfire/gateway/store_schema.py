@@ -69,7 +69,7 @@ _V1 = (
     """,
     """
     CREATE INDEX deliveries_queue
-        ON deliveries (uplink, priority DESC, announcement DESC, received_at, packet)
+        ON deliveries (uplink, announcement DESC, priority DESC, received_at, packet)
         WHERE state = 'pending'
     """,
     """
