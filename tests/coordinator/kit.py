@@ -22,8 +22,9 @@ from signalfire.coordinator.ingest import Ingestor, Policy
 from signalfire.coordinator.store import CoordinatorStore, normalize_url
 
 NOW = 1_795_860_000.0  # the coordinator's clock in these tests
-# Set to an admin URL of a throw-away PostgreSQL cluster to run the store, ingest
-# and app tests against PostgreSQL instead of SQLite (one new database per test).
+# The store, ingest and app tests run against SQLite and PostgreSQL (conftest.py
+# starts a throw-away cluster). Set this to the admin URL of an existing server
+# to use that one instead (one new database per test, dropped afterwards).
 POSTGRES_URL = os.environ.get("SIGNALFIRE_TEST_POSTGRES", "")
 
 
@@ -34,6 +35,16 @@ def fresh_postgres_database(admin_url: str) -> str:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     engine.dispose()
     return normalize_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    """Drop a test database, ending connections a test left open (engines not disposed)."""
+    name = normalize_url(url).database
+    assert name and name.startswith("signalfire_test_"), name
+    engine = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    engine.dispose()
 
 
 class Sender:
@@ -77,14 +88,14 @@ class Sender:
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, db_url: str | None = None) -> None:
         self.tmp_path = tmp_path
         self.network_private = X25519PrivateKey.generate()
         self.network_public = wire.x25519_public_bytes(self.network_private)
         self.network_id = wire.network_id(self.network_public)
         self.gateways = {name: Ed25519PrivateKey.generate() for name in ("gw1", "gw2")}
-        self.db_url = f"sqlite:///{tmp_path / 'coordinator.db'}"
-        if POSTGRES_URL:
+        self.db_url = db_url or f"sqlite:///{tmp_path / 'coordinator.db'}"
+        if db_url is None and POSTGRES_URL:
             self.db_url = fresh_postgres_database(POSTGRES_URL)
         self._batch_ids = itertools.count(1)
 

@@ -20,7 +20,7 @@ from signalfire.coordinator.store import (
     schema_version,
 )
 
-from .kit import NOW, POSTGRES_URL, World
+from .kit import NOW, World
 
 
 def _opened(world: World) -> wire.Opened:
@@ -30,7 +30,7 @@ def _opened(world: World) -> wire.Opened:
     return ring.open(sender.report(text="under the bridge"))
 
 
-sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite settings")
+sqlite_only = pytest.mark.sqlite_only  # SQLite settings: conftest.py runs these on SQLite alone
 
 
 @sqlite_only

@@ -1,4 +1,4 @@
-"""`signalfire coordinator ...`: serve the ingest endpoint, manage enrolled gateways."""
+"""`signalfire coordinator ...`: serve the ingest endpoint, ingest from MQTT, manage gateways."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from .config import (
     parse_gateway_key,
 )
 from .ingest import Ingestor, import_announcements
+from .mqtt_ingest import run_workers, subscription
 from .store import CoordinatorStore
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,57 @@ def _ingestor(cfg: CoordinatorConfig) -> tuple[CoordinatorStore, Ingestor]:
 def build_ingestor(config_path: Path) -> tuple[CoordinatorStore, Ingestor]:
     """The store and ingestor `serve` uses, for other ways in (USB bundle import)."""
     return _ingestor(_config(config_path))
+
+
+@coordinator.command("ingest-mqtt")
+@_config_option
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the subscription, each with its own database connection.",
+)
+def ingest_mqtt(config_path: Path, workers: int) -> None:
+    """Ingest gateway reports from the MQTT broker in [mqtt] until SIGTERM or Ctrl-C.
+
+    The workers share one MQTT 5 shared subscription ($share/<group>/...), so
+    the broker splits the stream between them; several machines running this
+    with the same group split it too. A worker that dies is restarted.
+    """
+    cfg = _config(config_path)
+    if cfg.mqtt is None:
+        raise CoordinatorCliError(
+            f"{config_path} has no [mqtt] section; add one (see coordinator.example.toml)"
+        )
+    try:
+        cfg.keyring()
+        cfg.mqtt.password()
+    except SignalfireError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    # Open the database once here: the schema, configured gateways and their
+    # announcements are in place before the workers start.
+    store, ingestor = _ingestor(cfg)
+    network_id = ingestor.network_id
+    store.close()
+    if cfg.database_url.get_backend_name() == "sqlite" and workers > 1:
+        log.info("%d workers on SQLite take turns at its one write lock", workers)
+    scheme = "mqtts" if cfg.mqtt.tls else "mqtt"
+    click.echo(
+        f"ingest-mqtt for network {cfg.profile.name}: {workers} worker(s) on "
+        f"{scheme}://{cfg.mqtt.host}:{cfg.mqtt.port} {subscription(cfg.mqtt, network_id)} "
+        f"(database {cfg.safe_database_url})",
+        err=True,
+    )
+    status = run_workers(
+        config_path,
+        workers,
+        build_ingestor,
+        log_level=logging.getLogger().getEffectiveLevel(),
+    )
+    if status:
+        raise CoordinatorCliError("MQTT ingest stopped: a worker cannot use the [mqtt] settings")
+    click.echo("ingest-mqtt stopped", err=True)
 
 
 @coordinator.group()

@@ -44,7 +44,30 @@ _SECTIONS = {
     "rate_limit": {"batches_per_second", "burst"},
     "ingest": {"future_skew_seconds", "max_report_age_days", "max_pending"},
     "gateways": {"name", "key"},
+    "mqtt": {
+        "host",
+        "port",
+        "tls",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "username",
+        "password_file",
+        "group",
+        "topic_prefix",
+        "client_id",
+        "session_expiry_hours",
+        "keepalive",
+    },
 }
+# An MQTT 5 share name: one topic level without wildcards (spec 4.8.2); kept to a
+# safe alphabet so it reads the same in broker logs and ACLs.
+_SHARE_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_TOPIC_PREFIX_RE = re.compile(r"^[^#+\x00$][^#+\x00]{0,99}$")
+DEFAULT_MQTT_GROUP = "signalfire-coordinators"
+DEFAULT_MQTT_TOPIC_PREFIX = "signalfire/v1"  # the gateways' default (gateway/uplinks/mqtt.py)
+DEFAULT_MQTT_SESSION_EXPIRY_H = 7 * 24.0
 
 
 class ConfigError(SignalfireError):
@@ -68,6 +91,38 @@ class GatewayKey:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    """The [mqtt] table: where `coordinator ingest-mqtt` subscribes."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    ca_file: Path | None = None  # None with tls: the system's trusted CAs
+    cert_file: Path | None = None  # a client certificate, for brokers that require one
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    group: str = DEFAULT_MQTT_GROUP  # the shared subscription's share name
+    topic_prefix: str = DEFAULT_MQTT_TOPIC_PREFIX
+    client_id: str = ""  # prefix of the workers' client ids; empty: signalfire-ingest-<host>
+    session_expiry_s: int = int(DEFAULT_MQTT_SESSION_EXPIRY_H * 3600)
+    keepalive: int = 60
+
+    def password(self) -> str | None:
+        """The password (first line of password_file), read when needed, never kept in config."""
+        if self.password_file is None:
+            return None
+        try:
+            text = self.password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SignalfireError(
+                f"[mqtt].password_file: cannot read {self.password_file}: {exc}"
+            ) from None
+        lines = text.splitlines()
+        return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
 class CoordinatorConfig:
     path: Path
     database_url: URL
@@ -82,6 +137,7 @@ class CoordinatorConfig:
     burst: int = DEFAULT_BURST
     policy: Policy = field(default_factory=Policy)
     gateways: tuple[GatewayKey, ...] = ()
+    mqtt: MqttSettings | None = None  # None: no [mqtt] table, no MQTT ingest
 
     @property
     def safe_database_url(self) -> str:
@@ -170,6 +226,13 @@ class _Reader:
         if not isinstance(value, str):
             self.problems.append(f"[{where}].{key} must be a string in quotes")
             return ""
+        return value
+
+    def boolean(self, table: dict[str, Any], where: str, key: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.problems.append(f"[{where}].{key} must be true or false, got {value!r}")
+            return default
         return value
 
     def number(
@@ -293,6 +356,7 @@ def load_config(path: Path) -> CoordinatorConfig:
     )
 
     gateways = _gateways(r)
+    mqtt = _mqtt(r) if "mqtt" in doc else None
 
     if r.problems or profile is None or key_path is None or url is None:
         raise ConfigError(path, r.problems or ["incomplete configuration"])
@@ -310,6 +374,81 @@ def load_config(path: Path) -> CoordinatorConfig:
         burst=burst,
         policy=policy,
         gateways=gateways,
+        mqtt=mqtt,
+    )
+
+
+def _mqtt(r: _Reader) -> MqttSettings:
+    t = r.section("mqtt")
+    d = MqttSettings()
+    host = r.string(t, "mqtt", "host", d.host)
+    if not host.strip():
+        r.problems.append('[mqtt].host must be the broker\'s name or address, e.g. "127.0.0.1"')
+    tls = r.boolean(t, "mqtt", "tls", d.tls)
+    port = int(
+        r.number(t, "mqtt", "port", 8883 if tls else d.port, low=1, high=65535, integer=True)
+    )
+    hint_tls = "give the PEM file, or remove the setting"
+    ca_file = r.path_setting(t, "mqtt", "ca_file", required=False, hint=hint_tls)
+    cert_file = r.path_setting(t, "mqtt", "cert_file", required=False, hint=hint_tls)
+    key_file = r.path_setting(t, "mqtt", "key_file", required=False, hint=hint_tls)
+    if bool(t.get("cert_file")) != bool(t.get("key_file")):
+        r.problems.append("[mqtt].cert_file and [mqtt].key_file go together: set both or neither")
+    if not tls and any(t.get(k) for k in ("ca_file", "cert_file", "key_file")):
+        r.problems.append(
+            "[mqtt].ca_file, cert_file and key_file need tls = true; set it (and the TLS port)"
+        )
+    username = r.string(t, "mqtt", "username", "") or None
+    password_file = r.path_setting(
+        t,
+        "mqtt",
+        "password_file",
+        required=False,
+        hint="write the ingest user's MQTT password into that file (one line, mode 0600)",
+    )
+    if password_file is not None and username is None:
+        r.problems.append("[mqtt].password_file needs [mqtt].username")
+    group = r.string(t, "mqtt", "group", d.group)
+    if isinstance(t.get("group", group), str) and not _SHARE_GROUP_RE.match(group):
+        r.problems.append(
+            f"[mqtt].group {group!r} must be 1-64 of A-Z, a-z, 0-9, '_' and '-' "
+            "(it becomes $share/<group>/... in the subscription)"
+        )
+    prefix = r.string(t, "mqtt", "topic_prefix", d.topic_prefix).rstrip("/")
+    if not _TOPIC_PREFIX_RE.match(prefix):
+        r.problems.append(
+            f"[mqtt].topic_prefix {prefix!r} must be a topic without wildcards (+, #) that does "
+            f"not start with $; the gateways' default is {DEFAULT_MQTT_TOPIC_PREFIX!r}"
+        )
+    client_id = r.string(t, "mqtt", "client_id", "")
+    if client_id and not _CLIENT_ID_RE.match(client_id):
+        r.problems.append(
+            f"[mqtt].client_id {client_id!r} must be 1-100 of A-Z, a-z, 0-9, '.', '_' and '-' "
+            "(each worker appends -<number>)"
+        )
+    expiry_h = r.number(
+        t,
+        "mqtt",
+        "session_expiry_hours",
+        DEFAULT_MQTT_SESSION_EXPIRY_H,
+        low=1 / 60,
+        high=0xFFFFFFFE / 3600,  # the largest finite MQTT 5 session expiry interval
+    )
+    keepalive = int(r.number(t, "mqtt", "keepalive", d.keepalive, low=5, high=65535, integer=True))
+    return MqttSettings(
+        host=host,
+        port=port,
+        tls=tls,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        username=username,
+        password_file=password_file,
+        group=group,
+        topic_prefix=prefix,
+        client_id=client_id,
+        session_expiry_s=int(expiry_h * 3600),
+        keepalive=keepalive,
     )
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DEFAULT_URL = "sqlite:///signalfire-coordinator.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# pg_advisory_xact_lock key serialising schema creation: "sfire" in ASCII
+_SCHEMA_LOCK_ID = 0x7366697265
 
 
 class StoreError(SignalfireError):
@@ -387,6 +389,21 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+# (dialect, table, conflict keys) -> INSERT ... ON CONFLICT DO NOTHING RETURNING
+_INSERT_IGNORE: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+# Queries on every ingested packet, built once with bound parameters: building a
+# statement around a literal value costs more than running it.
+_SELECT_GATEWAY = sa.select(gateways).where(gateways.c.key_id == sa.bindparam("key_id"))
+_SELECT_REPORT_RAW = sa.select(reports.c.raw).where(reports.c.id == sa.bindparam("id"))
+_SELECT_SAME_SEQ = sa.select(reports.c.id).where(
+    reports.c.sender_key == sa.bindparam("sender_key"), reports.c.seq == sa.bindparam("seq")
+)
+_SELECT_PENDING_COUNT = sa.select(sa.func.count()).select_from(pending)
+_SELECT_HAS_PENDING = sa.select(pending.c.digest).where(pending.c.digest == sa.bindparam("digest"))
+_SELECT_BATCH_RESULT = sa.select(batches.c.result).where(batches.c.digest == sa.bindparam("digest"))
+
+
 # -- transactions -------------------------------------------------------------
 
 
@@ -397,20 +414,26 @@ class StoreTx:
         self.conn = conn
 
     def _insert_ignore(self, table: sa.Table, values: dict[str, Any], keys: Sequence[str]) -> bool:
-        # RETURNING, not rowcount: drivers need not report rowcount for an INSERT
-        # (psycopg under SQLAlchemy 2.1 answers -1).
-        stmt = (
-            _insert(self.conn, table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=keys)
-            .returning(table.c[keys[0]])
-        )
-        return self.conn.execute(stmt).first() is not None
+        # The values go in as execution parameters of a statement built once: building
+        # a new statement around literal values costs ten times the INSERT itself,
+        # several times per ingested packet.
+        key = (self.conn.dialect.name, table.name, tuple(keys))
+        stmt = _INSERT_IGNORE.get(key)
+        if stmt is None:
+            # RETURNING, not rowcount: drivers need not report rowcount for an INSERT
+            # (psycopg under SQLAlchemy 2.1 answers -1).
+            stmt = (
+                _insert(self.conn, table)
+                .on_conflict_do_nothing(index_elements=list(keys))
+                .returning(table.c[keys[0]])
+            )
+            _INSERT_IGNORE[key] = stmt
+        return self.conn.execute(stmt, values).first() is not None
 
     # gateways
 
     def gateway(self, key_id: str) -> GatewayRow | None:
-        row = self.conn.execute(sa.select(gateways).where(gateways.c.key_id == key_id)).first()
+        row = self.conn.execute(_SELECT_GATEWAY, {"key_id": key_id}).first()
         return None if row is None else _gateway(row)
 
     def gateways(self) -> list[GatewayRow]:
@@ -478,7 +501,7 @@ class StoreTx:
     # reports and receipts
 
     def report_raw(self, report_id: str) -> bytes | None:
-        row = self.conn.execute(sa.select(reports.c.raw).where(reports.c.id == report_id)).first()
+        row = self.conn.execute(_SELECT_REPORT_RAW, {"id": report_id}).first()
         return None if row is None else bytes(row.raw)
 
     def report(self, report_id: str) -> dict[str, Any] | None:
@@ -489,8 +512,8 @@ class StoreTx:
         return self._insert_ignore(reports, values, ["id"])
 
     def same_seq(self, sender_key: str, seq: int) -> list[str]:
-        q = sa.select(reports.c.id).where(reports.c.sender_key == sender_key, reports.c.seq == seq)
-        return [r.id for r in self.conn.execute(q)]
+        params = {"sender_key": sender_key, "seq": seq}
+        return [r.id for r in self.conn.execute(_SELECT_SAME_SEQ, params)]
 
     def add_flags(self, report_ids: Iterable[str], flag: ReportFlag) -> None:
         self.conn.execute(
@@ -532,11 +555,10 @@ class StoreTx:
     # pending (sender not known yet)
 
     def pending_count(self) -> int:
-        return int(self.conn.execute(sa.select(sa.func.count()).select_from(pending)).scalar_one())
+        return int(self.conn.execute(_SELECT_PENDING_COUNT).scalar_one())
 
     def has_pending(self, digest: str) -> bool:
-        q = sa.select(pending.c.digest).where(pending.c.digest == digest)
-        return self.conn.execute(q).first() is not None
+        return self.conn.execute(_SELECT_HAS_PENDING, {"digest": digest}).first() is not None
 
     def add_pending(
         self, digest: str, packet_id: str, raw: bytes, key_id: str, gateway: str, now: float
@@ -636,8 +658,7 @@ class StoreTx:
     # batches
 
     def batch_result(self, digest: str) -> str | None:
-        q = sa.select(batches.c.result).where(batches.c.digest == digest)
-        row = self.conn.execute(q).first()
+        row = self.conn.execute(_SELECT_BATCH_RESULT, {"digest": digest}).first()
         return None if row is None else str(row.result)
 
     def record_batch(
@@ -729,6 +750,12 @@ class CoordinatorStore:
 
     def _create_schema(self, now: float | None) -> None:
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several processes (the MQTT ingest workers, `serve`) may open the
+                # database at the same moment; PostgreSQL fails concurrent CREATE TABLE
+                # and CREATE OR REPLACE of one object instead of queueing them. SQLite
+                # queues on BEGIN IMMEDIATE already.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
             metadata.create_all(conn)
             for ddl in _APPEND_ONLY_DDL[conn.dialect.name]:
                 conn.exec_driver_sql(ddl)
