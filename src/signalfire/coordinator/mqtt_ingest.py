@@ -58,7 +58,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -66,6 +66,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from signalfire import batch as batchfmt
 from signalfire.errors import SignalfireError
+from signalfire.mqtt_client import RememberingClient, describe_connect_error
 
 from .config import MqttSettings
 from .ingest import GatewayRefused, Ingestor, IngestResult
@@ -110,39 +111,6 @@ _DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.Timeout
 
 class MqttIngestError(SignalfireError):
     """The broker refuses this worker for a reason a retry cannot fix."""
-
-
-class _Client(paho.Client):
-    """paho's client, remembering why the last connection attempt failed.
-
-    paho's network thread swallows the OSError of a failed connect (refused,
-    timed out, TLS certificate rejected) and retries; the operator needs it.
-    """
-
-    last_connect_error: OSError | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            rc = super().reconnect()
-        except OSError as exc:
-            self.last_connect_error = exc
-            raise
-        self.last_connect_error = None
-        return rc
-
-
-def _describe(exc: OSError | None) -> str:
-    if exc is None:
-        return "connection failed"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate rejected ({exc.verify_message}); check ca_file and the host name"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({exc.reason or exc})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the broker running and listening on this port?)"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def subscription(settings: MqttSettings, network_id: bytes) -> str:
@@ -252,7 +220,7 @@ class MqttIngestWorker:
         self._ready: Callable[[bool], None] | None = None
         self._last_connect_error = ""  # said once, not at every retry
 
-        client = _Client(
+        client = RememberingClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=paho.MQTTv5,
@@ -329,9 +297,8 @@ class MqttIngestWorker:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         exc = self._client.last_connect_error
-        message = (
-            f"cannot reach MQTT broker {self.settings.host}:{self.settings.port}: {_describe(exc)}"
-        )
+        where = f"{self.settings.host}:{self.settings.port}"
+        message = f"cannot reach MQTT broker {where}: {describe_connect_error(exc)}"
         if isinstance(exc, ssl.SSLCertVerificationError):
             # A certificate that does not verify will not start verifying by itself.
             with self._lock:

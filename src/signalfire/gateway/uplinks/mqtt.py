@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ... import batch, wire
+from ...mqtt_client import RememberingClient, describe_connect_error
 from ..records import StoredPacket
 from .base import Delivery, UplinkError
 
@@ -67,25 +68,6 @@ class _InFlight:
 
     mid: int
     reason: ReasonCode | None = None  # set by the PUBACK
-
-
-class _Client(paho.Client):
-    """paho's client, remembering why the last connection attempt failed.
-
-    paho's network thread swallows the OSError of a failed connect (refused,
-    timed out, TLS certificate rejected) and retries; the operator needs it.
-    """
-
-    last_connect_error: OSError | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            rc = super().reconnect()
-        except OSError as exc:
-            self.last_connect_error = exc
-            raise
-        self.last_connect_error = None
-        return rc
 
 
 class MqttUplink:
@@ -148,7 +130,7 @@ class MqttUplink:
         self._session_expiry = session_expiry
         self._tls = tls
 
-        self._client = _Client(
+        self._client = RememberingClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=paho.MQTTv5,
@@ -247,7 +229,7 @@ class MqttUplink:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         exc = self._client.last_connect_error
-        message = f"cannot reach MQTT broker {self.host}:{self.port}: {_describe(exc)}"
+        message = f"cannot reach MQTT broker {self.host}:{self.port}: {describe_connect_error(exc)}"
         with self._cond:
             if message != self._last_error:
                 log.warning("mqtt uplink %s: %s", self.name, message)
@@ -522,17 +504,3 @@ class MqttUplink:
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
-
-
-def _describe(exc: OSError | None) -> str:
-    if exc is None:
-        return "connection failed"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate rejected ({exc.verify_message}); check ca_file and the host name"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({exc.reason or exc})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the broker running and listening on this port?)"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return exc.strerror or str(exc) or type(exc).__name__
