@@ -67,6 +67,7 @@ from typing import Any
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import benchkit
 from signalfire import batch as batchfmt
 from signalfire import wire
 from signalfire.coordinator.app import create_app
@@ -782,34 +783,10 @@ def daemon_run(world: World, window: float) -> Daemon:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     right = [False] + [True] * (len(header) - 2) + [False]
     if len(header) == 2:
         right = [False, True]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    dashes = [
-        ("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right, strict=True)
-    ]
-    return "\n".join([line(cells[0]), "|" + "|".join(dashes) + "|", *(line(r) for r in cells[1:])])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for raw in f:
-                key, _, value = raw.partition(":")
-                if key.strip() in ("model name", "Hardware", "Model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return benchkit.table(header, rows, right)
 
 
 def filesystem(path: Path) -> str:
@@ -839,7 +816,7 @@ def machine(directory: Path) -> list[tuple[str, str]]:
     return [
         ("date", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("platform", platform.platform()),
-        ("cpu", cpu_model()),
+        ("cpu", benchkit.cpu_model()),
         ("cores", f"{os.cpu_count()} logical CPUs"),
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("sqlite", sqlite3.sqlite_version),

@@ -41,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import benchkit
 from signalfire import airtime
 from signalfire.radio.mesh_sim import MeshSimulator, town
 from signalfire.radio.mesh_sim.frames import REQUEST_ID_FIELD_LEN
@@ -135,32 +136,8 @@ def simulate(case: Case, seed: int, duration: float, repeat: int) -> Run:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     right = [False] + [True] * (len(header) - 1)
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    dashes = [
-        ("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right, strict=True)
-    ]
-    return "\n".join([line(cells[0]), "|" + "|".join(dashes) + "|", *(line(r) for r in cells[1:])])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for raw in f:
-                key, _, value = raw.partition(":")
-                if key.strip() in ("model name", "Hardware", "Model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return benchkit.table(header, rows, right)
 
 
 def machine() -> list[tuple[str, str]]:
@@ -173,7 +150,7 @@ def machine() -> list[tuple[str, str]]:
     return [
         ("date", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("platform", platform.platform()),
-        ("cpu", f"{cpu_model()} ({os.cpu_count()} logical CPUs; the benchmark uses one)"),
+        ("cpu", f"{benchkit.cpu_model()} ({os.cpu_count()} logical CPUs; the benchmark uses one)"),
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("protobuf", version("protobuf")),
         ("meshtastic", version("meshtastic")),

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from meshtastic.protobuf import atak_pb2, portnums_pb2
 
+import benchkit
 from signalfire import airtime
 from signalfire.wire import (
     Attestation,
@@ -338,35 +339,6 @@ def rates(sender: Sender, seconds: float) -> list[Rate]:
 # --- output -------------------------------------------------------------------------------
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    dashes = [
-        ("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right, strict=True)
-    ]
-    rule = "|" + "|".join(dashes) + "|"
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for raw in f:
-                key, _, value = raw.partition(":")
-                if key.strip() in ("model name", "Hardware", "Model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> list[tuple[str, str]]:
     from cryptography.hazmat.backends.openssl.backend import backend
 
@@ -379,7 +351,7 @@ def machine() -> list[tuple[str, str]]:
     return [
         ("date", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("platform", platform.platform()),
-        ("cpu", f"{cpu_model()} ({os.cpu_count()} logical CPUs; the benchmark uses one)"),
+        ("cpu", f"{benchkit.cpu_model()} ({os.cpu_count()} logical CPUs; the benchmark uses one)"),
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("cryptography", version("cryptography")),
         ("openssl", backend.openssl_version_text()),
@@ -453,7 +425,7 @@ def run(quick: bool, markdown: bool) -> str:
         ]
     )
     out.append(
-        table(
+        benchkit.table(
             ["case", "app payload", "frame, channel", "frame, PKI DM", "note"],
             rows,
             [False, True, True, True, False],
@@ -474,7 +446,7 @@ def run(quick: bool, markdown: bool) -> str:
         pb = len(protobuf_body(pb_cls, report))
         rows.append([label, fixed, pb, f"{pb - fixed:+d}", len(packet), len(packet) - fixed + pb])
     out.append(
-        table(
+        benchkit.table(
             ["case", "fixed body", "protobuf body", "diff", "sealed, fixed", "sealed, protobuf"],
             rows,
             [False, True, True, True, True, True],
@@ -506,7 +478,7 @@ def run(quick: bool, markdown: bool) -> str:
         row += [ms(airtime.packet_airtime(len(atak), name, atak_port)), "n/a"]
     row.append(ms(airtime.packet_airtime(len(atak), "LONG_FAST", atak_port, xeddsa=True)))
     rows.append(row)
-    out.append(table(header, rows, [False] + [True] * (len(header) - 1)))
+    out.append(benchkit.table(header, rows, [False] + [True] * (len(header) - 1)))
     out.append("")
     full = airtime.time_on_air(255, "LONG_FAST")
     out.append(
@@ -533,7 +505,7 @@ def run(quick: bool, markdown: bool) -> str:
             ]
         )
     out.append(
-        table(
+        benchkit.table(
             ["operation", "per second (median)", "best round", "µs each", "x Ed25519 verify"],
             rows,
             [False, True, True, True, True],
