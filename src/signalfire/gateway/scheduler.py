@@ -122,7 +122,10 @@ class UplinkWorker:
         probe_failures = 0
         while not self._stopping:
             try:
-                if not self.uplink.probe():
+                # Probe only while the link is in doubt (at start, after a failed batch):
+                # a draining backlog must not pay a round trip per batch.
+                in_doubt = self.last_success is None or self.failures > 0
+                if in_doubt and not self.uplink.probe():
                     probe_failures += 1
                     self._record_error("not reachable")
                     delay = backoff(probe_failures, 1.0, PROBE_MAX_S, self._rng)
