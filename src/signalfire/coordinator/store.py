@@ -35,7 +35,7 @@ from signalfire.errors import SignalfireError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///signalfire-coordinator.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # pg_advisory_xact_lock key serialising schema creation: "sfire" in ASCII
@@ -123,10 +123,18 @@ reports = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),  # the sender's clock
     sa.Column("first_received_at", sa.Float, nullable=False),  # ours
     sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+    # Who the feed groups by: the key id, or "node-<8 hex>" for a stock radio's
+    # message that a gateway attested (all of those share the gateway's key).
+    sa.Column("sender", sa.String(40), nullable=False, server_default=""),
 )
 sa.Index("ix_reports_sender_seq", reports.c.sender_key, reports.c.seq)
 sa.Index("ix_reports_created_at", reports.c.created_at)
 sa.Index("ix_reports_first_received_at", reports.c.first_received_at)
+# Schema 2: the feed's queries (latest per sender, filters by status).
+_FEED_INDEXES: tuple[sa.Index, ...] = (
+    sa.Index("ix_reports_sender_created", reports.c.sender, reports.c.created_at),
+    sa.Index("ix_reports_status_received", reports.c.status, reports.c.first_received_at),
+)
 
 receipts = sa.Table(
     "receipts",
@@ -146,6 +154,7 @@ receipts = sa.Table(
     sa.Column("ingested_at", sa.Float, nullable=False),
     sa.UniqueConstraint("report_id", "gateway_key_id", "uplink", name="uq_receipts_once"),
 )
+_FEED_INDEXES += (sa.Index("ix_receipts_gateway", receipts.c.gateway_key_id, receipts.c.report_id),)
 
 pending = sa.Table(
     "pending",
@@ -210,6 +219,55 @@ audit_log = sa.Table(
     sa.Column("actor", sa.String(100), nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),  # JSON
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, PHC string
+    sa.Column("role", sa.String(16), nullable=False),  # viewer, responder, admin
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled_at", sa.Float, nullable=True),
+    sa.Column("last_login_at", sa.Float, nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # Only a hash of the secret is kept: a copy of the database logs nobody in.
+    sa.Column("token_hash", _DIGEST, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # "session" (browser) or "token" (API)
+    sa.Column("label", sa.String(64), nullable=False, server_default=""),
+    sa.Column("csrf_hash", _DIGEST, nullable=True),  # browser sessions only
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float, nullable=False),
+)
+
+report_state = sa.Table(
+    "report_state",
+    metadata,
+    # The latest handling of a report; every change is also a report_marks row
+    # and an audit entry.
+    sa.Column("report_id", _PACKET_ID, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+report_marks = sa.Table(
+    "report_marks",
+    metadata,
+    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("report_id", _PACKET_ID, nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
 )
 
 # The audit log is append-only in the database itself, not just by convention
@@ -316,7 +374,13 @@ def report_values(opened: wire.Opened, received_at: float, flags: int) -> dict[s
         "created_at": report.time,
         "first_received_at": received_at,
         "flags": flags,
+        "sender": sender_of(opened.key_id.hex(), att.node_num if att is not None else None),
     }
+
+
+def sender_of(key_id: str, node_num: int | None) -> str:
+    """The feed's sender: a signalfire identity, or the stock radio a gateway vouched for."""
+    return key_id if node_num is None else f"node-{node_num:08x}"
 
 
 # -- engine -------------------------------------------------------------------
@@ -730,6 +794,42 @@ def _pending(row: Any) -> PendingRow:
     )
 
 
+# -- migrations ---------------------------------------------------------------
+
+
+def _migrate_1_to_2(conn: Connection) -> None:
+    """Schema 2: the feed (users, sessions, report handling) and reports.sender.
+
+    create_all has already made the new tables; what it cannot do is change
+    an existing table.
+    """
+    conn.exec_driver_sql("ALTER TABLE reports ADD COLUMN sender VARCHAR(40) NOT NULL DEFAULT ''")
+    conn.execute(sa.update(reports).values(sender=reports.c.key_id))
+    rows = conn.execute(
+        sa.select(reports.c.id, reports.c.key_id, reports.c.attestation).where(
+            reports.c.attestation.is_not(None)
+        )
+    )
+    for r in rows.all():
+        node = json.loads(r.attestation).get("node_num")
+        conn.execute(
+            sa.update(reports).where(reports.c.id == r.id).values(sender=sender_of(r.key_id, node))
+        )
+    for index in _FEED_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+_MIGRATIONS = {1: _migrate_1_to_2}
+
+
+def _migrate(conn: Connection, version: int, now: float) -> None:
+    """Bring an older database up to SCHEMA_VERSION, one step at a time, in one transaction."""
+    while version < SCHEMA_VERSION:
+        _MIGRATIONS[version](conn)
+        version += 1
+        conn.execute(sa.insert(schema_version).values(version=version, applied_at=now))
+
+
 # -- the store ----------------------------------------------------------------
 
 
@@ -771,9 +871,12 @@ class CoordinatorStore:
                     f"signalfire ({SCHEMA_VERSION}); upgrade signalfire"
                 )
             elif row < SCHEMA_VERSION:
-                raise StoreError(
-                    f"database {safe_url(self.url)} has schema version {row}; this signalfire "
-                    f"needs {SCHEMA_VERSION} and has no migration for it yet"
+                _migrate(conn, int(row), time.time() if now is None else now)
+                log.info(
+                    "database migrated url=%s from=%d to=%d",
+                    safe_url(self.url),
+                    row,
+                    SCHEMA_VERSION,
                 )
         log.debug("store opened url=%s schema=%d", safe_url(self.url), SCHEMA_VERSION)
 
