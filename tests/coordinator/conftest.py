@@ -20,6 +20,7 @@ from postgres import PostgresCluster
 from signalfire.coordinator.store import CoordinatorStore
 
 from .kit import POSTGRES_URL, World, drop_postgres_database, fresh_postgres_database
+from .live import LiveCoordinator, start_live
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -74,3 +75,19 @@ def store(world: World) -> Iterator[CoordinatorStore]:
     s = world.store()
     yield s
     s.close()
+
+
+@pytest.fixture
+def live_coordinator(tmp_path: Path) -> Iterator[LiveCoordinator]:
+    """A running coordinator service on SQLite with a viewer, a responder and an admin."""
+    live = start_live(tmp_path)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def live_any(tmp_path: Path, database_url: str) -> Iterator[LiveCoordinator]:
+    """As live_coordinator, on each backend (SQLite and PostgreSQL)."""
+    live = start_live(tmp_path, database_url)
+    yield live
+    live.stop()

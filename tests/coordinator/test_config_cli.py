@@ -214,3 +214,124 @@ def test_serve_ingests_and_stops_cleanly_on_sigterm(
         assert tx.counts()["reports"] == 2
         assert [e["action"] for e in tx.audit_entries()] == ["gateway.add", "serve.start"]
     store.close()
+
+
+def test_feed_and_retention_settings_are_checked(
+    site: tuple[Path, NetworkProfile, Identity],
+) -> None:
+    root, _, _ = site
+    cfg_path = root / "coordinator.toml"
+    text = cfg_path.read_text()
+    cfg = load_config(cfg_path)
+    assert (cfg.tile_url, cfg.viewer_precision_m, cfg.retention_days) == (None, 1000, None)
+    good = text.replace(
+        '# tile_url = "http://10.0.0.5:8080/tile/{z}/{x}/{y}.png"',
+        'tile_url = "http://10.0.0.5:8080/tile/{z}/{x}/{y}.png"',
+    ).replace("report_days = 0", "report_days = 30")
+    cfg_path.write_text(good)
+    cfg = load_config(cfg_path)
+    assert cfg.feed_settings().tile_url == "http://10.0.0.5:8080/tile/{z}/{x}/{y}.png"
+    assert cfg.feed_settings().retention_days == 30
+    bad = good.replace("tile/{z}/{x}/{y}.png", "tile.png").replace(
+        "viewer_precision_m = 1000", "viewer_precision_m = 5"
+    )
+    cfg_path.write_text(bad)
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_path)
+    assert "[feed].tile_url" in str(info.value)
+    assert "[feed].viewer_precision_m must be at least 100" in str(info.value)
+
+
+def test_user_commands_and_tokens(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    root, _, _ = site
+    cfg = str(root / "coordinator.toml")
+    runner = CliRunner()
+    secret = root / "pw"
+    secret.write_text("correct horse battery\n")
+    added = runner.invoke(
+        coordinator,
+        ["user", "add", "--config", cfg, "anna", "--role", "admin", "--password-file", str(secret)],
+    )
+    assert added.exit_code == 0 and "added admin anna" in added.output
+    short = runner.invoke(
+        coordinator, ["user", "add", "--config", cfg, "bob", "--role", "viewer"], input="abc\nabc\n"
+    )
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    prompted = runner.invoke(
+        coordinator,
+        ["user", "add", "--config", cfg, "bob", "--role", "viewer"],
+        input="long enough pass\nlong enough pass\n",
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert "long enough pass" not in prompted.output  # the prompt does not echo
+    last = runner.invoke(coordinator, ["user", "set", "--config", cfg, "anna", "--role", "viewer"])
+    assert last.exit_code == 1 and "last active admin" in last.output
+    promoted = runner.invoke(
+        coordinator, ["user", "set", "--config", cfg, "bob", "--role", "responder"]
+    )
+    assert promoted.exit_code == 0 and "bob: responder, active" in promoted.output
+    listed = json.loads(
+        runner.invoke(coordinator, ["user", "list", "--config", cfg, "--json"]).output
+    )
+    assert [(u["username"], u["role"]) for u in listed] == [("anna", "admin"), ("bob", "responder")]
+
+    made = runner.invoke(coordinator, ["token", "--config", cfg, "bob", "--label", "qgis"])
+    assert made.exit_code == 0
+    token = made.stdout.strip()
+    assert token.startswith("sft_") and len(token) > 40
+    from signalfire.coordinator.accounts import Accounts
+
+    store = CoordinatorStore(load_config(Path(cfg)).database_url)
+    try:
+        principal = Accounts(store).authenticate(token, time.time())
+        assert principal is not None and principal.user.username == "bob"
+        disabled = runner.invoke(coordinator, ["user", "set", "--config", cfg, "bob", "--disable"])
+        assert disabled.exit_code == 0 and "disabled" in disabled.output
+        assert Accounts(store).authenticate(token, time.time()) is None
+        with store.transaction(write=False) as tx:
+            entries = tx.audit_entries()
+    finally:
+        store.close()
+    assert [e["action"] for e in entries] == [
+        "user.add",
+        "user.add",
+        "user.update",
+        "token.create",
+        "user.update",
+    ]
+    assert all(token not in json.dumps(e) for e in entries)
+
+
+def test_expire_deletes_old_reports_only_when_retention_is_set(
+    site: tuple[Path, NetworkProfile, Identity],
+) -> None:
+    root, profile, _ = site
+    cfg_path = root / "coordinator.toml"
+    runner = CliRunner()
+    refused = runner.invoke(coordinator, ["expire", "--config", str(cfg_path)])
+    assert refused.exit_code == 1 and "report_days" in refused.output
+    cfg_path.write_text(cfg_path.read_text().replace("report_days = 0", "report_days = 7"))
+    cfg = load_config(cfg_path)
+    store = CoordinatorStore(cfg.database_url)
+    try:
+        from signalfire.coordinator.store import report_values
+
+        keyring = cfg.keyring()
+        civilian = Sender(profile.public_key)
+        keyring.add(wire.parse(civilian.announcement))
+        now = time.time()
+        with store.transaction() as tx:
+            for age_days, packet in ((10, civilian.report()), (1, civilian.report())):
+                opened = keyring.open(packet)
+                tx.add_report(report_values(opened, now - age_days * 86_400, 0))
+    finally:
+        store.close()
+    done = runner.invoke(coordinator, ["expire", "--config", str(cfg_path)])
+    assert done.exit_code == 0 and "deleted 1 report(s)" in done.output
+    store = CoordinatorStore(cfg.database_url)
+    try:
+        with store.transaction(write=False) as tx:
+            assert tx.counts()["reports"] == 1
+            assert tx.audit_entries()[-1]["action"] == "retention.expire"
+    finally:
+        store.close()

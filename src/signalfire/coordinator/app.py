@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,7 +74,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_app(
+def batch_endpoint(
     ingestor: Ingestor,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -83,8 +83,8 @@ def create_app(
     uplink: str = "https",
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
-) -> Starlette:
-    """The ASGI app; clocks are injectable so rate-limit tests need no sleeping."""
+) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of POST /api/v1/batches (here and in the full coordinator app, api.py)."""
     buckets = TokenBuckets(rate_per_s, burst)
 
     async def post_batch(request: Request) -> Response:
@@ -125,8 +125,33 @@ def create_app(
             )
         return _json(200, result.response())
 
-    async def health(request: Request) -> Response:
-        return _json(200, {"ok": True})
+    return post_batch
+
+
+async def health(request: Request) -> Response:
+    return _json(200, {"ok": True})
+
+
+def create_app(
+    ingestor: Ingestor,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    rate_per_s: float = DEFAULT_RATE_PER_S,
+    burst: int = DEFAULT_BURST,
+    uplink: str = "https",
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The gateways-only ASGI app; clocks are injectable so rate-limit tests need no sleeping."""
+    post_batch = batch_endpoint(
+        ingestor,
+        max_body_bytes=max_body_bytes,
+        rate_per_s=rate_per_s,
+        burst=burst,
+        uplink=uplink,
+        clock=clock,
+        wall_clock=wall_clock,
+    )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         # A wrong method on a known path is a 404 too: the surface says no more

@@ -6,17 +6,20 @@ import getpass
 import json
 import logging
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from signalfire import wire
 from signalfire.errors import SignalfireError
 from signalfire.render import iso_time
 
-from .app import create_app
+from .accounts import ROLES, AccountError, Accounts
+from .api import ApiSettings, create_coordinator_app
 from .config import (
     CoordinatorConfig,
     check_gateway_name,
@@ -24,6 +27,7 @@ from .config import (
     load_config,
     parse_gateway_key,
 )
+from .feed import Feed
 from .ingest import Ingestor, import_announcements
 from .mqtt_ingest import run_workers, subscription
 from .store import CoordinatorStore
@@ -79,20 +83,34 @@ def coordinator() -> None:
 @coordinator.command("serve")
 @_config_option
 def serve(config_path: Path) -> None:
-    """Serve the HTTPS batch endpoint until SIGTERM or Ctrl-C."""
+    """Serve the feed page, the JSON API and the gateways' batch endpoint until SIGTERM."""
     import uvicorn
 
     cfg = _config(config_path)
     store, ingestor = _ingestor(cfg)
+    stop_retention = threading.Event()
     try:
         now = time.time()
-        app = create_app(
-            ingestor,
-            max_body_bytes=cfg.max_body_bytes,
-            rate_per_s=cfg.rate_per_s,
-            burst=cfg.burst,
-        )
         tls = cfg.tls_cert is not None
+        feed = Feed(store, cfg.feed_settings())
+        app = create_coordinator_app(
+            ingestor=ingestor,
+            feed=feed,
+            accounts=Accounts(store, session_s=cfg.session_s),
+            settings=ApiSettings(
+                secure_cookies=tls,
+                max_body_bytes=cfg.max_body_bytes,
+                rate_per_s=cfg.rate_per_s,
+                burst=cfg.burst,
+            ),
+        )
+        if cfg.retention_days is not None:
+            threading.Thread(
+                target=_retention_loop,
+                args=(feed, cfg.retention_every_s, stop_retention),
+                name="retention",
+                daemon=True,
+            ).start()
         if not tls and not is_loopback(cfg.host):
             # Reports are end-to-end encrypted and batches signed, but the gateway
             # metadata (radio nodes, times, signal) would travel readable.
@@ -142,8 +160,22 @@ def serve(config_path: Path) -> None:
     except (SignalfireError, wire.WireError) as exc:
         raise CoordinatorCliError(exc.message) from None
     finally:
+        stop_retention.set()
         store.close()
     click.echo("coordinator stopped", err=True)
+
+
+def _retention_loop(feed: Feed, every_s: float, stop: threading.Event) -> None:
+    while True:
+        try:
+            gone = feed.expire(time.time())
+            if gone:
+                log.info("retention: deleted %d old reports", gone)
+        except SQLAlchemyError as exc:
+            # The next round tries again; the service itself keeps running.
+            log.error("retention: database error %s; trying again later", type(exc).__name__)
+        if stop.wait(every_s):
+            return
 
 
 def _ingestor(cfg: CoordinatorConfig) -> tuple[CoordinatorStore, Ingestor]:
@@ -318,3 +350,144 @@ def gateway_revoke(config_path: Path, which: str) -> None:
         click.echo(f"revoked gateway {row.name} (key id {row.key_id})")
     else:
         click.echo(f"gateway {row.name} (key id {row.key_id}) was already revoked")
+
+
+@coordinator.group()
+def user() -> None:
+    """People who use the feed: viewer (coarse positions), responder, admin."""
+
+
+def _read_password(password_file: Path | None, confirm: bool) -> str:
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CoordinatorCliError(f"cannot read {password_file}: {exc}") from None
+        return lines[0] if lines else ""
+    value: str = click.prompt("password", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+_password_file_option = click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Read the password from the first line of this file instead of asking.",
+)
+
+
+@user.command("add")
+@_config_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@_password_file_option
+def user_add(config_path: Path, username: str, role: str, password_file: Path | None) -> None:
+    """Add a user; asks for the password (at least 10 characters)."""
+    cfg = _config(config_path)
+    password = _read_password(password_file, confirm=True)
+    store = _store(cfg)
+    try:
+        Accounts(store).add_user(username, password, role, time.time(), actor=_actor())
+    except AccountError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
+    click.echo(f"added {role} {username}")
+
+
+@user.command("list")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+def user_list(config_path: Path, as_json: bool) -> None:
+    """List users and their roles."""
+    cfg = _config(config_path)
+    store = _store(cfg)
+    try:
+        rows = Accounts(store).users()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([u.to_json() for u in rows]))
+        return
+    if not rows:
+        click.echo("no users; add one with: signalfire coordinator user add NAME --role admin")
+        return
+    click.echo(f"{'username':<24} {'role':<10} {'last login':<20}  status")
+    for u in rows:
+        last = iso_time(int(u.last_login_at)) if u.last_login_at else "never"
+        click.echo(
+            f"{u.username:<24} {u.role:<10} {last:<20}  {'active' if u.active else 'disabled'}"
+        )
+
+
+@user.command("set")
+@_config_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), help="A new role.")
+@click.option("--password", "new_password", is_flag=True, help="Set a new password (asks).")
+@_password_file_option
+@click.option("--disable/--enable", "disabled", default=None, help="Lock the user out or back in.")
+def user_set(
+    config_path: Path,
+    username: str,
+    role: str | None,
+    new_password: bool,
+    password_file: Path | None,
+    disabled: bool | None,
+) -> None:
+    """Change a user's role or password, or disable them (ends their sessions and tokens)."""
+    cfg = _config(config_path)
+    if role is None and not new_password and password_file is None and disabled is None:
+        raise CoordinatorCliError("nothing to change: give --role, --password or --disable")
+    password = None
+    if new_password or password_file is not None:
+        password = _read_password(password_file, confirm=True)
+    store = _store(cfg)
+    try:
+        u = Accounts(store).update_user(
+            username, time.time(), actor=_actor(), role=role, password=password, disabled=disabled
+        )
+    except AccountError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
+    click.echo(f"{u.username}: {u.role}, {'active' if u.active else 'disabled'}")
+
+
+@coordinator.command("token")
+@_config_option
+@click.argument("username")
+@click.option("--label", required=True, help="What the token is for, e.g. qgis-laptop.")
+@click.option("--days", type=click.FloatRange(0.001, 3650), default=90, show_default=True)
+def token(config_path: Path, username: str, label: str, days: float) -> None:
+    """Create an API token for USERNAME (Authorization: Bearer ...); printed once, on stdout."""
+    cfg = _config(config_path)
+    store = _store(cfg)
+    try:
+        secret = Accounts(store).create_token(
+            username, label, time.time(), days=days, actor=_actor()
+        )
+    except AccountError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
+    click.echo(secret)
+    click.echo(
+        f"token {label!r} for {username}, valid {days:g} days; store it like a password", err=True
+    )
+
+
+@coordinator.command("expire")
+@_config_option
+def expire(config_path: Path) -> None:
+    """Delete reports older than [retention].report_days now (serve also does it hourly)."""
+    cfg = _config(config_path)
+    if cfg.retention_days is None:
+        raise CoordinatorCliError(
+            f"{config_path} keeps reports for ever; set [retention].report_days to expire them"
+        )
+    store = _store(cfg)
+    try:
+        gone = Feed(store, cfg.feed_settings()).expire(time.time(), actor=_actor())
+    finally:
+        store.close()
+    click.echo(f"deleted {gone} report(s) older than {cfg.retention_days:g} days")

@@ -25,7 +25,9 @@ from signalfire.keyfiles import load_network_key
 from signalfire.profile import NetworkProfile, load_profile
 from signalfire.sender import load_sender_keys
 
+from .accounts import DEFAULT_SESSION_S
 from .app import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_PER_S
+from .feed import DEFAULT_VIEWER_PRECISION_M, FeedSettings
 from .ingest import (
     DEFAULT_FUTURE_SKEW_S,
     DEFAULT_MAX_AGE_S,
@@ -44,6 +46,8 @@ _SECTIONS = {
     "rate_limit": {"batches_per_second", "burst"},
     "ingest": {"future_skew_seconds", "max_report_age_days", "max_pending"},
     "gateways": {"name", "key"},
+    "feed": {"tile_url", "tile_attribution", "viewer_precision_m", "session_hours"},
+    "retention": {"report_days", "every_minutes"},
     "mqtt": {
         "host",
         "port",
@@ -65,6 +69,7 @@ _SECTIONS = {
 _SHARE_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _TOPIC_PREFIX_RE = re.compile(r"^[^#+\x00$][^#+\x00]{0,99}$")
+_TILE_URL_RE = re.compile(r"^https?://[^\s\"'<>]+$")
 DEFAULT_MQTT_GROUP = "signalfire-coordinators"
 DEFAULT_MQTT_TOPIC_PREFIX = "signalfire/v1"  # the gateways' default (gateway/uplinks/mqtt.py)
 DEFAULT_MQTT_SESSION_EXPIRY_H = 7 * 24.0
@@ -138,6 +143,21 @@ class CoordinatorConfig:
     policy: Policy = field(default_factory=Policy)
     gateways: tuple[GatewayKey, ...] = ()
     mqtt: MqttSettings | None = None  # None: no [mqtt] table, no MQTT ingest
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    viewer_precision_m: float = DEFAULT_VIEWER_PRECISION_M
+    session_s: float = DEFAULT_SESSION_S
+    retention_days: float | None = None
+    retention_every_s: float = 3600.0
+
+    def feed_settings(self) -> FeedSettings:
+        return FeedSettings(
+            network=self.profile.name,
+            viewer_precision_m=self.viewer_precision_m,
+            tile_url=self.tile_url,
+            tile_attribution=self.tile_attribution,
+            retention_days=self.retention_days,
+        )
 
     @property
     def safe_database_url(self) -> str:
@@ -358,6 +378,28 @@ def load_config(path: Path) -> CoordinatorConfig:
     gateways = _gateways(r)
     mqtt = _mqtt(r) if "mqtt" in doc else None
 
+    fd = r.section("feed")
+    tile_url = r.string(fd, "feed", "tile_url", "").strip() or None
+    if tile_url is not None and not (
+        _TILE_URL_RE.match(tile_url) and all(p in tile_url for p in ("{z}", "{x}", "{y}"))
+    ):
+        r.problems.append(
+            f"[feed].tile_url {tile_url!r} must be an http(s) URL with {{z}}, {{x}} and {{y}}, "
+            'e.g. "http://10.0.0.5:8080/tile/{z}/{x}/{y}.png"; leave it empty for the '
+            "coordinate grid"
+        )
+    tile_attribution = r.string(fd, "feed", "tile_attribution", "")
+    precision = r.number(
+        fd, "feed", "viewer_precision_m", DEFAULT_VIEWER_PRECISION_M, low=100, high=100_000
+    )
+    session_h = r.number(
+        fd, "feed", "session_hours", DEFAULT_SESSION_S / 3600, low=0.1, high=24 * 30
+    )
+
+    ret = r.section("retention")
+    report_days = r.number(ret, "retention", "report_days", 0, low=0)
+    every_min = r.number(ret, "retention", "every_minutes", 60, low=1, high=7 * 24 * 60)
+
     if r.problems or profile is None or key_path is None or url is None:
         raise ConfigError(path, r.problems or ["incomplete configuration"])
     return CoordinatorConfig(
@@ -375,6 +417,12 @@ def load_config(path: Path) -> CoordinatorConfig:
         policy=policy,
         gateways=gateways,
         mqtt=mqtt,
+        tile_url=tile_url,
+        tile_attribution=tile_attribution,
+        viewer_precision_m=precision,
+        session_s=session_h * 3600,
+        retention_days=report_days or None,
+        retention_every_s=every_min * 60,
     )
 
 
