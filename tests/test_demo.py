@@ -14,7 +14,7 @@ SIGNALFIRE = shutil.which("signalfire", path=os.path.dirname(sys.executable)) or
 
 def test_demo_runs_and_its_summary_adds_up(tmp_path: Path) -> None:
     res = subprocess.run(
-        [SIGNALFIRE, "demo", "--dir", str(tmp_path), "--seed", "3"],
+        [SIGNALFIRE, "demo", "--walkthrough", "--dir", str(tmp_path), "--seed", "3"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -502,14 +502,71 @@ def _report_builder(
 @click.option(
     "--dir",
     "workdir",
-    type=click.Path(path_type=Path),
-    help="Keep the demo's keys and profile here (default: a temporary directory).",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the demo's keys, databases, logs and summary.json here (default: a new "
+    "directory under $TMPDIR).",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
-def demo(workdir: Path | None, seed: int) -> None:
-    """Show signalfire end to end on this machine (no radio needed)."""
-    from . import demo as demo_module
+@click.option("--seed", type=int, default=1, show_default=True, help="Another town, another run.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(20, 24 * 3600),
+    default=120,
+    show_default=True,
+    help="Seconds of scenario traffic (real time; the mesh runs --speed times faster).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(1, 60),
+    default=20,
+    show_default=True,
+    help="Simulated mesh seconds per real second.",
+)
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="No browser hint; exit when the scenario ends, non-zero if anything a gateway "
+    "stored was lost.",
+)
+@click.option("--keep", is_flag=True, help="Leave the services running after the summary.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="The feed's port (0: free).")
+@click.option(
+    "--walkthrough",
+    is_flag=True,
+    help="Instead: the wire-format walkthrough (reports, keys, forgeries) without services.",
+)
+def demo(
+    workdir: Path | None,
+    seed: int,
+    duration: float,
+    speed: float,
+    headless: bool,
+    keep: bool,
+    port: int,
+    walkthrough: bool,
+) -> None:
+    """Run the whole system on this machine: a town's mesh, two gateways, a coordinator."""
+    if walkthrough:
+        from .demo import walkthrough as walk
 
-    outcome = demo_module.run(workdir, seed)
-    if outcome.opened != outcome.sent:
-        raise CliError(f"{outcome.sent - outcome.opened} report(s) sent but not opened")
+        outcome = walk.run(workdir, seed)
+        if outcome.opened != outcome.sent:
+            raise CliError(f"{outcome.sent - outcome.opened} report(s) sent but not opened")
+        return
+    from .demo.system import DemoOptions, run_demo
+
+    summary = run_demo(
+        DemoOptions(
+            duration=duration,
+            seed=seed,
+            speed=speed,
+            headless=headless,
+            keep=keep,
+            workdir=workdir,
+            port=port,
+        )
+    )
+    if summary.lost:
+        raise CliError(
+            f"{summary.lost} report(s) stored by a gateway never reached the coordinator: "
+            f"{', '.join(summary.lost_ids[:5])}; see the logs in {workdir or 'the demo directory'}"
+        )

@@ -831,6 +831,9 @@
 
   function createMapView(container) {
     const map = L.map(container, { worldCopyJump: true, zoomSnap: 0.5 });
+    // Leaflet 1.9's default prefix carries a national flag; a screen shown at a
+    // checkpoint or in a shelter should carry no politics of ours.
+    map.attributionControl.setPrefix('Leaflet');
     map.setView([20, 0], 2);
     // The grid gets a pane of its own between tiles (200) and reports (400): always under
     // the markers, whatever order things are drawn in.

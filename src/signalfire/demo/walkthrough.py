@@ -21,10 +21,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import airtime, wire
-from .keyfiles import load_network_key
-from .profile import init_network
-from .sender import Identity
+from .. import airtime, wire
+from ..keyfiles import load_network_key
+from ..profile import init_network
+from ..sender import Identity
 
 T_STEP = 97  # seconds between scripted reports
 
