@@ -64,6 +64,8 @@ def test_headless_demo_summary_matches_what_was_stored(tmp_path: Path) -> None:
     db = workdir / "coordinator" / "coordinator.db"
     stored = {r[0] for r in _rows(db, "SELECT id FROM reports")}
     pending = {r[0] for r in _rows(db, "SELECT id FROM pending")}
+    # Another gateway's attested copy of a stock text is a receipt of the first report.
+    pending |= {r[0] for r in _rows(db, "SELECT packet_id FROM receipts WHERE packet_id != ''")}
     by_status: dict[str, int] = dict(
         _rows(db, "SELECT status, count(*) FROM reports GROUP BY status")
     )

@@ -340,3 +340,36 @@ def test_uplink_names_are_checked(world: World, store: CoordinatorStore) -> None
     ing = world.ingestor(store)
     with pytest.raises(ValueError, match="uplink"):
         ing.ingest_batch(world.batch([]), "HTTPS!", NOW)
+
+
+def test_one_stock_text_heard_by_two_gateways_is_one_report_with_two_receipts(
+    world: World, store: CoordinatorStore
+) -> None:
+    """Each gateway signs its own attested report of the text; the feed shows one."""
+    ingestor = world.ingestor(store)
+    gw1, gw2 = world.gateway_sender("gw1"), world.gateway_sender("gw2")
+    heard = wire.Attestation(node_num=0x6098DAEC, packet_id=0x1234, rx_time=int(NOW) - 30)
+    also = wire.Attestation(node_num=0x6098DAEC, packet_id=0x1234, rx_time=int(NOW) - 29)
+    a = gw1.report(wire.Status.SAFE, attestation=heard)
+    b = gw2.report(wire.Status.SAFE, attestation=also)
+    first = ingestor.ingest_batch(world.batch([gw1.announcement, a], "gw1"), "https", NOW)
+    second = ingestor.ingest_batch(world.batch([gw2.announcement, b], "gw2"), "mqtt", NOW)
+    assert first.stored == [pid(gw1.announcement), pid(a)]
+    assert second.stored == [pid(gw2.announcement)] and second.duplicates == [pid(b)]
+    with store.transaction(write=False) as tx:
+        assert tx.report(pid(b)) is None
+        receipts = tx.receipts(pid(a))
+    assert {(r.gateway_key_id, r.uplink, r.packet_id) for r in receipts} == {
+        (gw1.key_id.hex(), "https", None),
+        (gw2.key_id.hex(), "mqtt", pid(b)),  # the copy it delivered stays findable
+    }
+    # A later text that reuses the packet id (hours on) is another message.
+    later = wire.Attestation(node_num=0x6098DAEC, packet_id=0x1234, rx_time=int(NOW) + 7200)
+    c = gw2.report(wire.Status.SOS, attestation=later)
+    third = ingestor.ingest_batch(world.batch([c], "gw2"), "mqtt", NOW + 7200)
+    assert third.stored == [pid(c)]
+    # Both copies in one batch (a bundle carried out from both gateways' area).
+    d = gw1.report(wire.Status.MEDICAL, attestation=wire.Attestation(7, 8, int(NOW)))
+    e = gw2.report(wire.Status.MEDICAL, attestation=wire.Attestation(7, 8, int(NOW) + 2))
+    fourth = ingestor.ingest_batch(world.batch([d, e], "gw1"), "bundle", NOW)
+    assert fourth.stored == [pid(d)] and fourth.duplicates == [pid(e)]

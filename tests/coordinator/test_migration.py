@@ -40,16 +40,25 @@ def test_schema_1_database_is_migrated_with_senders_backfilled(tmp_path: Path) -
     try:
         assert _versions(store) == [1, 2] and SCHEMA_VERSION == 2
         with store.engine.connect() as conn:
-            rows = conn.execute(sa.select(reports.c.status, reports.c.key_id, reports.c.sender))
-            by_status = {r.status: (r.key_id, r.sender) for r in rows}
+            rows = conn.execute(
+                sa.select(reports.c.status, reports.c.key_id, reports.c.sender, reports.c.origin)
+            )
+            by_status = {r.status: (r.key_id, r.sender, r.origin) for r in rows}
             names = set(sa.inspect(conn).get_table_names())
             indexes = {i["name"] for i in sa.inspect(conn).get_indexes("reports")}
         assert set(by_status) == {"sos", "safe", "medical"}
         assert by_status["sos"][1] == by_status["sos"][0]  # a signalfire sender: its key id
         assert by_status["safe"][1] == by_status["sos"][0]
         assert by_status["medical"][1] == "node-a1b2c3d4"  # the stock radio, not the gateway
+        assert by_status["medical"][2] == "a1b2c3d4-0000004d"  # node and Meshtastic packet id
+        assert by_status["sos"][2] is None
         assert {"users", "sessions", "report_state", "report_marks"} <= names
-        assert {"ix_reports_sender_created", "ix_reports_status_received"} <= indexes
+        assert {
+            "ix_reports_sender_created",
+            "ix_reports_status_received",
+            "ix_reports_received_cover",
+            "ix_reports_origin",
+        } <= indexes
     finally:
         store.close()
     # Opening again changes nothing.
@@ -82,9 +91,16 @@ def test_migration_on_each_backend_from_a_downgraded_database(world: World) -> N
     )
     assert len(world.ingestor(store).ingest_batch(batch, "https", NOW).stored) == 4
     with store.engine.begin() as conn:
-        for name in ("ix_reports_sender_created", "ix_reports_status_received"):
+        for name in (
+            "ix_reports_sender_created",
+            "ix_reports_status_received",
+            "ix_reports_received_cover",
+            "ix_reports_origin",
+        ):
             conn.exec_driver_sql(f"DROP INDEX {name}")
         conn.exec_driver_sql("ALTER TABLE reports DROP COLUMN sender")
+        conn.exec_driver_sql("ALTER TABLE reports DROP COLUMN origin")
+        conn.exec_driver_sql("ALTER TABLE receipts DROP COLUMN packet_id")
         for table in ("users", "sessions", "report_state", "report_marks"):
             conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.execute(sa.delete(schema_version))

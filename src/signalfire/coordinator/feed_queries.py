@@ -240,8 +240,10 @@ def counts(
         by_state[row.state] = by_state.get(row.state, 0) + n
         for name, _ in _NEEDS:
             by_need[name] += int(row._mapping[name] or 0)
+    # The handling join only when a state filter needs it: it costs a probe per row.
+    source = _FROM if states else reports
     senders = (
-        sa.select(sa.func.count(sa.distinct(reports.c.sender))).select_from(_FROM).where(*where)
+        sa.select(sa.func.count(sa.distinct(reports.c.sender))).select_from(source).where(*where)
     )
     return {
         "total": total,

@@ -37,7 +37,15 @@ import sqlalchemy as sa
 from signalfire import batch as batchfmt
 from signalfire import wire
 
-from .store import CoordinatorStore, GatewayRow, Receipt, ReportFlag, StoreTx, report_values
+from .store import (
+    CoordinatorStore,
+    GatewayRow,
+    Receipt,
+    ReportFlag,
+    StoreTx,
+    receipt_values,
+    report_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,7 @@ DEFAULT_REJECTION_SAMPLES = 5
 
 # Rejection codes of the coordinator's own, beside the wire codes of protocol.md section 9.
 ATTESTER_NOT_ENROLLED = "attester-not-enrolled"
+ORIGIN_WINDOW_S = 3600  # see Ingestor._first_of_origin
 INTERNAL_ERROR = "internal-error"
 
 _UPLINK_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
@@ -130,16 +139,30 @@ class IngestResult:
 
 @dataclass
 class _Run:
-    """The state of one batch being ingested."""
+    """The state of one batch being ingested.
+
+    The reports of a batch are judged one by one (crypto, pending, rejections), but
+    what they write to ``reports`` and ``receipts`` is buffered here and written by
+    :meth:`Ingestor._flush` in a few statements for the whole batch: per-report
+    statements cost more than opening the report did.
+    """
 
     tx: StoreTx
     batch: batchfmt.Batch
     gateway: str
     uplink: str
     now: float
-    pending_room: int
     pending_seen: bool  # pending held rows at the start or got some: worth cleaning up
     result: IngestResult
+    pending_room: int | None = None  # counted when a report first needs to wait there
+    # report id -> raw packet, stored or about to be: the same bytes again need no crypto
+    known: dict[str, bytes] = field(default_factory=dict)
+    new_reports: list[dict[str, Any]] = field(default_factory=list)  # report_values rows
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # receipt_values rows
+    opened_digests: list[str] = field(default_factory=list)  # to drop from pending
+    attesters: dict[str, GatewayRow | None] = field(default_factory=dict)  # key id -> row
+    # origin -> (report id, rx_time) of attested reports stored or about to be
+    origins: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -285,15 +308,13 @@ class Ingestor:
             result.replayed = True
             log.info("batch replayed gateway=%s batch=%r", gateway, batch.batch_id)
             return result
-        pending_rows = tx.pending_count()
         run = _Run(
             tx=tx,
             batch=batch,
             gateway=gateway,
             uplink=uplink,
             now=now,
-            pending_room=self.policy.max_pending - pending_rows,
-            pending_seen=pending_rows > 0,
+            pending_seen=tx.has_any_pending(),
             result=IngestResult(batch_id=batch.batch_id, gateway=gateway),
         )
         self._ingest_items(run)
@@ -321,8 +342,13 @@ class Ingestor:
                 reports.append((item, packet))
                 continue
             self._guarded(run, packet_id, functools.partial(self._announcement, run, packet))
+        if not reports:
+            return
+        # One query for every report of the batch already stored, instead of one each.
+        run.known = run.tx.reports_raw([sealed.id.hex() for _, sealed in reports])
         for item, sealed in reports:
             self._guarded(run, sealed.id.hex(), functools.partial(self._report, run, item, sealed))
+        self._flush(run)
 
     def _guarded(self, run: _Run, packet_id: str, step: Callable[[], None]) -> None:
         try:
@@ -354,23 +380,27 @@ class Ingestor:
         run.result.released += self._retry_key(run.tx, key_id, run.now)
 
     def _report(self, run: _Run, item: batchfmt.BatchItem, sealed: wire.SealedReport) -> None:
+        """Judge one report; what it stores goes to the run's buffers (see _flush)."""
         report_id = sealed.id.hex()
-        receipt = Receipt(
-            report_id=report_id,
-            gateway_key_id=run.gateway,
-            uplink=run.uplink,
-            batch_id=run.batch.batch_id,
-            radio_node=item.radio_node,
-            received_at=item.received_at,
-            snr=item.snr,
-            rssi=item.rssi,
-            hops=item.hops,
+        receipt = receipt_values(
+            Receipt(
+                report_id=report_id,
+                gateway_key_id=run.gateway,
+                uplink=run.uplink,
+                batch_id=run.batch.batch_id,
+                radio_node=item.radio_node,
+                received_at=item.received_at,
+                snr=item.snr,
+                rssi=item.rssi,
+                hops=item.hops,
+            ),
+            run.now,
         )
         tx = run.tx
-        known = tx.report_raw(report_id)
+        known = run.known.get(report_id)
         if known == sealed.raw:
             # Same bytes as a report already verified: no need to verify again.
-            tx.add_receipt(receipt, run.now)
+            run.receipts.append(receipt)
             run.result.duplicates.append(report_id)
             return
         digest = hashlib.sha256(sealed.raw).hexdigest()
@@ -379,7 +409,7 @@ class Ingestor:
         except wire.UnknownSender:
             if tx.has_pending(digest):
                 pass  # kept already, by an earlier batch or another gateway
-            elif run.pending_room <= 0:
+            elif self._pending_room(run) <= 0:
                 log.warning(
                     "pending is full (%d): deferring id=%s", self.policy.max_pending, report_id
                 )
@@ -389,23 +419,89 @@ class Ingestor:
                 tx.add_pending(
                     digest, report_id, sealed.raw, sealed.key_id.hex(), run.gateway, run.now
                 )
-                run.pending_room -= 1
+                run.pending_room = self._pending_room(run) - 1
                 run.pending_seen = True
-            tx.add_receipt(receipt, run.now)
+            run.receipts.append(receipt)
             run.result.pending.append(report_id)
             return
         except wire.WireError as exc:
             self._reject(run, report_id, sealed.raw, exc.code, exc.message)
             return
-        refusal = self._attester_refusal(tx, opened)
+        refusal = self._attester_refusal(tx, opened, run.attesters)
         if refusal is not None:
             self._reject(run, report_id, sealed.raw, ATTESTER_NOT_ENROLLED, refusal)
             return
-        new = self._store_opened(tx, opened, run.now)
+        values = report_values(opened, run.now, self._flags(opened, run.now))
         if run.pending_seen:
-            tx.drop_pending(digest)  # kept there while another process did not know the sender
-        tx.add_receipt(receipt, run.now)
-        (run.result.stored if new else run.result.duplicates).append(report_id)
+            # kept there while another process did not know the sender
+            run.opened_digests.append(digest)
+        first = None if known is not None else self._first_of_origin(run, values)
+        if first is not None:
+            # Another gateway's report of the same stock-radio text: one report, and
+            # this gateway's copy is a receipt of it.
+            receipt["report_id"] = first
+            receipt["packet_id"] = report_id
+            run.receipts.append(receipt)
+            run.result.duplicates.append(report_id)
+            return
+        run.receipts.append(receipt)
+        if known is not None:
+            # Other bytes under a stored id, and they verify too: the stored report stays.
+            run.result.duplicates.append(report_id)
+            return
+        run.known[report_id] = sealed.raw
+        run.new_reports.append(values)
+
+    @staticmethod
+    def _first_of_origin(run: _Run, values: dict[str, Any]) -> str | None:
+        """The id of an attested report of the same transmission stored earlier, if any.
+
+        Meshtastic packet ids are 32 random bits per sending radio, so a node and
+        packet id seen by two gateways within ORIGIN_WINDOW_S of each other are one
+        transmission. Two processes ingesting the two copies at the same instant can
+        both store theirs; the feed then shows both, as before this check existed.
+        """
+        origin = values["origin"]
+        if origin is None:
+            return None
+        rx_time = int(json.loads(values["attestation"])["rx_time"])
+        hit = run.origins.get(origin)
+        if hit is None:
+            hit = run.tx.same_origin([origin]).get(origin)
+        if hit is not None and hit[0] != values["id"] and abs(hit[1] - rx_time) <= ORIGIN_WINDOW_S:
+            return hit[0]
+        run.origins.setdefault(origin, (values["id"], rx_time))
+        return None
+
+    def _pending_room(self, run: _Run) -> int:
+        if run.pending_room is None:
+            # Counted only when needed: a count reads the whole table, every batch.
+            run.pending_room = self.policy.max_pending - run.tx.pending_count()
+        return run.pending_room
+
+    def _flush(self, run: _Run) -> None:
+        """Write what the reports judged so far buffered, a statement per kind, not per row.
+
+        New reports go in with one INSERT ... ON CONFLICT DO NOTHING RETURNING; one
+        that another ingest process stored meanwhile is not returned and counts as a
+        duplicate. Then one query finds sequence numbers reused among them.
+        """
+        tx = run.tx
+        if run.new_reports:
+            inserted = tx.add_reports(run.new_reports)
+            for values in run.new_reports:
+                report_id = values["id"]
+                (run.result.stored if report_id in inserted else run.result.duplicates).append(
+                    report_id
+                )
+            pairs = [(v["sender_key"], v["seq"]) for v in run.new_reports if v["id"] in inserted]
+            self._flag_reused(tx, tx.same_seq_many(pairs))
+            run.new_reports = []
+        if run.opened_digests:
+            tx.drop_pending_many(run.opened_digests)
+            run.opened_digests = []
+        tx.add_receipts(run.receipts)
+        run.receipts = []
 
     def _open(self, run: _Run, sealed: wire.SealedReport) -> wire.Opened:
         try:
@@ -416,40 +512,71 @@ class Ingestor:
             key_id = sealed.key_id.hex()
             if not self._load_announcements(run.tx, key_id):
                 raise
+            # Opening that sender's pending reports reads and writes reports and
+            # receipts: the buffered rows must be there first, as one by one.
+            self._flush(run)
             run.result.released += self._retry_key(run.tx, key_id, run.now)
         return self.keyring.open(sealed)
 
-    def _attester_refusal(self, tx: StoreTx, opened: wire.Opened) -> str | None:
-        """Why an attested report must be refused, or None: only enrolled gateways vouch."""
+    def _attester_refusal(
+        self,
+        tx: StoreTx,
+        opened: wire.Opened,
+        cache: dict[str, GatewayRow | None] | None = None,
+    ) -> str | None:
+        """Why an attested report must be refused, or None: only enrolled gateways vouch.
+
+        ``cache`` keeps the gateway rows looked up in this transaction (a batch).
+        """
         if opened.kind is not wire.Kind.ATTESTED:
             return None
-        row = tx.gateway(opened.key_id.hex())
+        key_id = opened.key_id.hex()
+        if cache is None:
+            row = tx.gateway(key_id)
+        elif key_id in cache:
+            row = cache[key_id]
+        else:
+            row = cache[key_id] = tx.gateway(key_id)
         if row is None or row.public_key != opened.identity_public:
-            return f"attested by {opened.key_id.hex()}, which is not an enrolled gateway"
+            return f"attested by {key_id}, which is not an enrolled gateway"
         if not row.active:
             return f"attested by gateway {row.key_id}, which has been revoked"
         return None
 
-    def _store_opened(self, tx: StoreTx, opened: wire.Opened, now: float) -> bool:
+    def _flags(self, opened: wire.Opened, now: float) -> int:
         flags = ReportFlag(0)
         created = opened.report.time
         if created > now + self.policy.future_skew_s:
             flags |= ReportFlag.FUTURE_TIME
         if created < now - self.policy.max_age_s:
             flags |= ReportFlag.TOO_OLD
-        if not tx.add_report(report_values(opened, now, int(flags))):
+        return int(flags)
+
+    def _store_opened(self, tx: StoreTx, opened: wire.Opened, now: float) -> bool:
+        """Store one report now (a pending one released); False if it was there."""
+        if not tx.add_report(report_values(opened, now, self._flags(opened, now))):
             return False
-        same = tx.same_seq(opened.identity_public.hex(), opened.seq)
-        if len(same) > 1:
+        pair = (opened.identity_public.hex(), opened.seq)
+        self._flag_reused(tx, {pair: tx.same_seq(*pair)})
+        return True
+
+    @staticmethod
+    def _flag_reused(tx: StoreTx, same: dict[tuple[str, int], list[str]]) -> None:
+        """Flag every report of a (sender key, seq) that more than one report carries."""
+        reused: list[str] = []
+        for (sender_key, seq), ids in same.items():
+            if len(ids) < 2:
+                continue
             # A restored backup or a stolen key (protocol.md 5.3): keep and show both.
-            tx.add_flags(same, ReportFlag.SEQ_REUSED)
+            reused += ids
             log.warning(
                 "sequence number reused sender=%s seq=%d reports=%s",
-                opened.key_id.hex(),
-                opened.seq,
-                ",".join(sorted(same)),
+                wire.key_id(bytes.fromhex(sender_key)).hex(),
+                seq,
+                ",".join(sorted(ids)),
             )
-        return True
+        if reused:
+            tx.add_flags(reused, ReportFlag.SEQ_REUSED)
 
     def _reject(self, run: _Run, packet_id: str, raw: bytes, code: str, message: str) -> None:
         run.tx.count_rejection(

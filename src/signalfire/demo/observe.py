@@ -56,6 +56,8 @@ def gateway_backlog(store: Path) -> int:
 class CoordinatorView:
     reports: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)  # kept until the sender's key arrives
+    # Copies merged into a report: another gateway's attested report of the same text.
+    aliases: set[str] = field(default_factory=set)
     receipts: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_kind: Counter[str] = field(default_factory=Counter)
@@ -63,7 +65,7 @@ class CoordinatorView:
 
     @property
     def delivered(self) -> set[str]:
-        return self.reports | self.pending
+        return self.reports | self.pending | self.aliases
 
 
 def coordinator_view(db: Path) -> CoordinatorView:
@@ -77,6 +79,9 @@ def coordinator_view(db: Path) -> CoordinatorView:
             view.by_status[status] += 1
             view.by_kind[kind] += 1
         view.pending = {r[0] for r in conn.execute("SELECT id FROM pending")}
+        view.aliases = {
+            r[0] for r in conn.execute("SELECT packet_id FROM receipts WHERE packet_id IS NOT NULL")
+        }
         view.receipts = int(
             conn.execute(
                 "SELECT count(*) FROM receipts WHERE report_id IN (SELECT id FROM reports)"
