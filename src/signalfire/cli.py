@@ -16,7 +16,13 @@ import click
 from . import wire
 from .errors import SignalfireError
 from .keyfiles import load_network_key
-from .profile import init_network, load_profile
+from .profile import (
+    DEFAULT_MODEM_PRESET,
+    LORA_REGIONS,
+    MODEM_PRESETS,
+    init_network,
+    load_profile,
+)
 from .render import announcement_to_dict, opened_to_dict
 from .sender import Identity, load_sender_keys
 
@@ -161,10 +167,34 @@ def network() -> None:
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory.")
 @click.option("--name", default="signalfire", show_default=True, help="Network / channel name.")
 @click.option("--force", is_flag=True, help="Overwrite an existing network key.")
-def network_init(out: Path, name: str, force: bool) -> None:
-    """Create network.key (private, 0600) and network.json (public profile) in OUT."""
+@click.option(
+    "--region",
+    type=click.Choice(LORA_REGIONS, case_sensitive=False),
+    help="LoRa region of the deployment (EU_868, UA_868, ...): the radio profiles and the "
+    "channel QR code need it.",
+)
+@click.option(
+    "--modem-preset",
+    type=click.Choice(MODEM_PRESETS, case_sensitive=False),
+    default=DEFAULT_MODEM_PRESET,
+    show_default=True,
+    help="Meshtastic modem preset every radio of the network uses.",
+)
+def network_init(out: Path, name: str, force: bool, region: str | None, modem_preset: str) -> None:
+    """Create network.key (private, 0600) and network.json (public profile) in OUT.
+
+    network.json also holds the radio channel: its name and a random channel key (PSK)
+    that every radio on the channel shares. It keeps outsiders off the channel; it does
+    not open reports (only network.key does).
+    """
     try:
-        profile, key_path = init_network(out, name, force=force)
+        profile, key_path = init_network(
+            out,
+            name,
+            force=force,
+            region=region.upper() if region else None,
+            modem_preset=modem_preset.upper(),
+        )
     except SignalfireError as exc:
         raise _fail(exc) from None
     click.echo(
@@ -172,6 +202,156 @@ def network_init(out: Path, name: str, force: bool) -> None:
     )
     click.echo(f"profile     {Path(out) / 'network.json'} (public: hand it to everyone)")
     click.echo(f"network id  {profile.network_id.hex()}")
+    click.echo(
+        f"channel     {profile.channel_name}, {profile.modem_preset}, "
+        f"{profile.region or 'region not set (give --region)'}; "
+        "show it to radios with `signalfire network qr`"
+    )
+
+
+@network.command("qr")
+@click.option("--network", "network_path", required=True, type=click.Path(path_type=Path))
+@click.option("--region", help="LoRa region, if the profile names none.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write channel-qr.png and profile-qr.png here.",
+)
+@click.option(
+    "--what",
+    type=click.Choice(["channel", "profile", "both"]),
+    default="both",
+    show_default=True,
+    help="channel: the Meshtastic app joins by it; profile: network.json for signalfire.",
+)
+@click.option("--terminal/--no-terminal", default=None, help="Draw the codes here too.")
+def network_qr(
+    network_path: Path, region: str | None, out_dir: Path | None, what: str, terminal: bool | None
+) -> None:
+    """Show the network as QR codes: the channel URL and the public profile.
+
+    The channel URL holds the channel key by design (scanning it joins the channel):
+    show it only to people who may join. Neither code holds the network key.
+    """
+    from . import onboarding
+
+    try:
+        profile = load_profile(network_path)
+        codes = []
+        if what in ("channel", "both"):
+            url = onboarding.channel_url(profile, region)
+            codes.append(("channel", url, f"Meshtastic app: join {profile.channel_name}"))
+        if what in ("profile", "both"):
+            codes.append(
+                ("profile", onboarding.profile_qr_text(profile), f"signalfire: {profile.name}")
+            )
+        if out_dir is not None:
+            for kind, text, caption in codes:
+                path = onboarding.write_qr_png(text, out_dir / f"{kind}-qr.png", caption=caption)
+                click.echo(f"{kind:8} {path}", err=True)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    if terminal or (terminal is None and out_dir is None):
+        for kind, text, caption in codes:
+            click.echo(f"{caption}:")
+            click.echo(onboarding.qr_terminal(text))
+            if kind == "channel":
+                click.echo(text)
+                click.echo("")
+
+
+@network.command("profile-yaml")
+@click.option("--network", "network_path", type=click.Path(path_type=Path))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["civilian", "relay", "gateway"]),
+    help="Which radio profile (see firmware-config/README.md).",
+)
+@click.option("--region", help="LoRa region, if the profile names none.")
+@click.option("--template", is_flag=True, help="Print the template (no network needed).")
+def network_profile_yaml(
+    network_path: Path | None, role: str, region: str | None, template: bool
+) -> None:
+    """Print a radio profile for `meshtastic --configure`, filled for one network.
+
+    The output holds the channel key: share it only with people who may join.
+    """
+    from .radio import profiles
+
+    try:
+        if template:
+            click.echo(profiles.template_yaml(role), nl=False)
+            return
+        if network_path is None:
+            raise CliError("give --network network.json (or --template)")
+        text = profiles.filled_yaml(role, load_profile(network_path), region)
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    click.echo(text, nl=False)
+
+
+# -- docs ---------------------------------------------------------------------
+
+
+@main.group()
+def docs() -> None:
+    """Printed material: the civilian card."""
+
+
+@docs.command("card")
+@click.option(
+    "--lang",
+    "langs",
+    multiple=True,
+    type=click.Choice(["en", "hy", "ru"]),
+    help="Language (repeatable; default: all three).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A .pdf file (one language), or a directory for card-LANG.pdf and .png.",
+)
+@click.option(
+    "--network",
+    "network_path",
+    type=click.Path(path_type=Path),
+    help="Print this network's channel QR code on the card (it holds the channel key).",
+)
+@click.option("--region", help="LoRa region for the QR code, if the profile names none.")
+@click.option("--png/--no-png", default=True, show_default=True, help="Also write a PNG.")
+def docs_card(
+    langs: tuple[str, ...], out: Path, network_path: Path | None, region: str | None, png: bool
+) -> None:
+    """Make the one-page civilian card: how to join, send SAFE / SOS / MEDICAL, and stay safe."""
+    try:
+        from .cards import build
+
+        url = channel = None
+        if network_path is not None:
+            from .onboarding import channel_url
+
+            profile = load_profile(network_path)
+            url, channel = channel_url(profile, region), profile.channel_name
+        chosen = langs or ("en", "hy", "ru")
+        if out.suffix.lower() == ".pdf":
+            if len(chosen) != 1:
+                raise CliError("a .pdf --out takes one --lang; give a directory for several")
+            targets = [(chosen[0], out)]
+        else:
+            targets = [(lang, out / f"card-{lang}.pdf") for lang in chosen]
+        written = [
+            build.write_card(lang, path, channel_url=url, channel=channel, png=png)
+            for lang, path in targets
+        ]
+    except SignalfireError as exc:
+        raise _fail(exc) from None
+    for paths in written:
+        for path in paths:
+            click.echo(str(path))
 
 
 @network.command("show")

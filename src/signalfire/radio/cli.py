@@ -252,3 +252,85 @@ def _run(mesh: InMemoryMesh, stop: threading.Event, chatter: float, rng: random.
             mesh.send_position(node)
         else:
             mesh.send_text(node, rng.choice(("SAFE 2", "SOS 3", "MED 1 broken leg", "WATER 4")))
+
+
+@radio.command()
+@click.option(
+    "--radio",
+    "radio_spec",
+    required=True,
+    help="serial:/dev/ttyUSB0, tcp:HOST[:4403] or ble:NAME_OR_ADDRESS",
+)
+@click.option(
+    "--profile",
+    "role",
+    required=True,
+    type=click.Choice(["civilian", "relay", "gateway"]),
+    help="Which radio profile (firmware-config/README.md says what each sets).",
+)
+@click.option(
+    "--network",
+    "network_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The network profile (network.json): channel, key, preset, region.",
+)
+@click.option("--region", help="LoRa region, if the network profile names none.")
+@click.option("--yes", is_flag=True, help="Write without asking.")
+@click.option("--connect-timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=12.0,
+    show_default=True,
+    help="Seconds to wait for the radio's reboot after writing, before reading back.",
+)
+def provision(
+    radio_spec: str,
+    role: str,
+    network_path: Path,
+    region: str | None,
+    yes: bool,
+    connect_timeout: float,
+    settle: float,
+) -> None:
+    """Put a radio on the network: show the changes, ask, write, read back and check.
+
+    Exit 0 when the radio holds the profile (or already did), 1 otherwise.
+    """
+    from signalfire.errors import SignalfireError
+    from signalfire.profile import load_profile
+    from signalfire.radio.api import RadioError
+    from signalfire.radio.profiles import target as make_target
+    from signalfire.radio.provision import Change
+    from signalfire.radio.provision import provision as run_provision
+
+    def confirm(node_id: str, changes: list[Change]) -> bool:
+        click.echo(f"radio {node_id}: {len(changes)} change(s) for the {role} profile:")
+        for change in changes:
+            click.echo(f"  {change}")
+        if yes:
+            return True
+        return click.confirm("write them to the radio?", default=False)
+
+    try:
+        wanted = make_target(role, load_profile(network_path), region)
+        if (
+            radio_spec.startswith("ble:")
+            and wanted.config.get("bluetooth", {}).get("enabled") is False
+        ):
+            raise click.UsageError(
+                f"the {role} profile turns Bluetooth off: provision it over serial or TCP"
+            )
+        outcome = run_provision(
+            radio_spec, wanted, confirm=confirm, connect_timeout=connect_timeout, settle=settle
+        )
+    except (SignalfireError, RadioError) as exc:
+        message = exc.message if isinstance(exc, SignalfireError) else str(exc)
+        raise click.ClickException(message) from None
+    if not outcome.changes:
+        click.echo(f"radio {outcome.node_id} already holds the {role} profile; nothing written")
+    elif not outcome.written:
+        raise click.ClickException("nothing written")
+    else:
+        click.echo(f"radio {outcome.node_id} holds the {role} profile (read back and checked)")

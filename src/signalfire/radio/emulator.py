@@ -99,6 +99,8 @@ class EmulatedDevice:
         retry_interval: float = 1.0,
         max_retransmits: int = 3,
         enforce_rate_limits: bool = True,
+        reboots: bool = False,
+        reboot_delay: float = 7.0,
     ) -> None:
         if tcp is None and not pty:
             raise ValueError("an emulated radio needs a TCP port, a pty, or both")
@@ -108,6 +110,13 @@ class EmulatedDevice:
         self.retry_interval = retry_interval
         self.max_retransmits = max_retransmits
         self.enforce_rate_limits = enforce_rate_limits
+        # AdminModule saves and reboots the radio after commit_edit_settings (in
+        # DEFAULT_REBOOT_SECONDS) and after reboot_seconds; clients see the link drop and
+        # must reconnect. Off by default: most tests want a radio that stays up.
+        self.reboots = reboots
+        self.reboot_delay = reboot_delay
+        self.reboot_count = 0
+        self._reboot_task: asyncio.Task[None] | None = None
 
         # What tests look at: every packet a client sent (after the radio filled in `from`)
         # and every admin message addressed to the radio itself.
@@ -175,6 +184,8 @@ class EmulatedDevice:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        with contextlib.suppress(Exception):
+            self._call(self._cancel_reboot)
         with contextlib.suppress(Exception):
             self._call(self._power_off)
         loop.call_soon_threadsafe(loop.stop)
@@ -279,6 +290,30 @@ class EmulatedDevice:
         self._to_phone.clear()
         self._seen_on_air.clear()
         self._last_nodeinfo = None
+
+    def _cancel_reboot(self) -> None:
+        if self._reboot_task is not None:
+            self._reboot_task.cancel()
+            self._reboot_task = None
+
+    def _schedule_reboot(self, delay: float) -> None:
+        if not self.reboots or self._loop is None:
+            return
+        self._cancel_reboot()
+        self._reboot_task = self._loop.create_task(self._reboot(max(delay, 0.0)))
+
+    async def _reboot(self, delay: float) -> None:
+        """Power cycle: links drop, RAM queues go, the saved state comes back."""
+        await asyncio.sleep(delay)
+        with self._changed:
+            await self._power_off()
+            self.reboot_count += 1
+            self._changed.notify_all()
+        await asyncio.sleep(0.05)  # booting
+        with self._changed:
+            self._reboot_task = None
+            await self._power_on()
+            self._changed.notify_all()
 
     async def _open_links(self) -> None:
         if self._plugged:
@@ -518,6 +553,17 @@ class EmulatedDevice:
             self._to_client(self._routing_to_self(packet, RoutingError.BAD_REQUEST))
             return
         self.admin_messages.append(request)
+        if self.state.config.security.is_managed:
+            # AdminModule ignores local admin on a managed radio (only a remote admin key
+            # may change it); no module answers, so MeshModule sends NO_RESPONSE.
+            if decoded.want_response:
+                self._to_client(self._routing_to_self(packet, RoutingError.NO_RESPONSE))
+            return
+        variant = request.WhichOneof("payload_variant")
+        if variant == "commit_edit_settings":
+            self._schedule_reboot(self.reboot_delay)
+        elif variant == "reboot_seconds" and request.reboot_seconds >= 0:
+            self._schedule_reboot(float(request.reboot_seconds))
         outcome = handle_admin(self.state, request, now=int(time.time()))
         if outcome.removed_node is not None and outcome.removed_node != self.node_num:
             self._node_db.pop(outcome.removed_node, None)
