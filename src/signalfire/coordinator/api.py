@@ -57,6 +57,7 @@ from .feed import Feed, FeedError, Filters, parse_filters
 from .feed_model import STATES, FeedReport
 from .ingest import Ingestor
 from .ratelimit import TokenBuckets
+from .webhooks import Webhooks, webhook_router
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def create_coordinator_app(
     settings: ApiSettings | None = None,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
+    webhooks: Webhooks | None = None,
 ) -> FastAPI:
     """The whole coordinator service as one ASGI app."""
     cfg = settings or ApiSettings()
@@ -689,4 +691,5 @@ def create_coordinator_app(
 
         return {"entries": await run_in_threadpool(read)}
 
+    app.include_router(webhook_router(ingestor, webhooks or Webhooks(), wall_clock=wall_clock))
     return app

@@ -31,6 +31,7 @@ from .feed import Feed
 from .ingest import Ingestor, import_announcements
 from .mqtt_ingest import run_workers, subscription
 from .store import CoordinatorStore
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def serve(config_path: Path) -> None:
                 rate_per_s=cfg.rate_per_s,
                 burst=cfg.burst,
             ),
+            webhooks=Webhooks(sbd=cfg.sbd, sms=cfg.sms),
         )
         if cfg.retention_days is not None:
             threading.Thread(

@@ -63,7 +63,14 @@ _SECTIONS = {
         "session_expiry_hours",
         "keepalive",
     },
+    "sbd": {"token_file", "modems"},
+    "sms": {"token_file", "phones", "part_ttl_hours"},
 }
+_IMEI_RE = re.compile(r"^[0-9]{15}$")
+_PHONE_RE = re.compile(r"^\+?[0-9]{3,20}$")
+# A webhook secret travels in the URL the operator gives RockBLOCK or the SMS forwarder:
+# URL-safe, and long enough that guessing is hopeless (`openssl rand -hex 24`).
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
 # An MQTT 5 share name: one topic level without wildcards (spec 4.8.2); kept to a
 # safe alphabet so it reads the same in broker logs and ACLs.
 _SHARE_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -128,6 +135,23 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class SbdSettings:
+    """The [sbd] table: the RockBLOCK delivery webhook (docs/uplinks.md, "Iridium SBD")."""
+
+    token: str = field(repr=False)  # the secret in the delivery URL; never logged
+    modems: tuple[tuple[str, str], ...] = ()  # (IMEI, gateway name or key id)
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """The [sms] table: the SMS forwarder's webhook (docs/uplinks.md, "SMS")."""
+
+    token: str = field(repr=False)
+    phones: tuple[tuple[str, str], ...] = ()  # (gateway's number, gateway name or key id)
+    part_ttl_s: float = 24 * 3600.0  # parts of an incomplete message are kept this long
+
+
+@dataclass(frozen=True)
 class CoordinatorConfig:
     path: Path
     database_url: URL
@@ -143,6 +167,8 @@ class CoordinatorConfig:
     policy: Policy = field(default_factory=Policy)
     gateways: tuple[GatewayKey, ...] = ()
     mqtt: MqttSettings | None = None  # None: no [mqtt] table, no MQTT ingest
+    sbd: SbdSettings | None = None  # None: no [sbd] table, no RockBLOCK webhook
+    sms: SmsSettings | None = None  # None: no [sms] table, no SMS webhook
     tile_url: str | None = None
     tile_attribution: str = ""
     viewer_precision_m: float = DEFAULT_VIEWER_PRECISION_M
@@ -377,6 +403,8 @@ def load_config(path: Path) -> CoordinatorConfig:
 
     gateways = _gateways(r)
     mqtt = _mqtt(r) if "mqtt" in doc else None
+    sbd = _sbd(r) if "sbd" in doc else None
+    sms = _sms(r) if "sms" in doc else None
 
     fd = r.section("feed")
     tile_url = r.string(fd, "feed", "tile_url", "").strip() or None
@@ -417,6 +445,8 @@ def load_config(path: Path) -> CoordinatorConfig:
         policy=policy,
         gateways=gateways,
         mqtt=mqtt,
+        sbd=sbd,
+        sms=sms,
         tile_url=tile_url,
         tile_attribution=tile_attribution,
         viewer_precision_m=precision,
@@ -498,6 +528,92 @@ def _mqtt(r: _Reader) -> MqttSettings:
         session_expiry_s=int(expiry_h * 3600),
         keepalive=keepalive,
     )
+
+
+def _token(r: _Reader, table: dict[str, Any], where: str) -> str:
+    path = r.path_setting(
+        table,
+        where,
+        "token_file",
+        required=True,
+        hint="write a long random secret into that file (`openssl rand -hex 24 > FILE`, "
+        "mode 0600) and put the same secret in the delivery URL",
+    )
+    if path is None:
+        return ""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        r.problems.append(f"[{where}].token_file: cannot read {path}: {exc}")
+        return ""
+    token = lines[0].strip() if lines else ""
+    if not _TOKEN_RE.match(token):
+        # Never echo the secret itself.
+        r.problems.append(
+            f"[{where}].token_file: the first line of {path} must be 24-128 of A-Z, a-z, "
+            "0-9, '_' and '-' (e.g. `openssl rand -hex 24`)"
+        )
+        return ""
+    return token
+
+
+def _mapping(
+    r: _Reader,
+    table: dict[str, Any],
+    where: str,
+    key: str,
+    field_name: str,
+    pattern: re.Pattern[str],
+) -> tuple[tuple[str, str], ...]:
+    entries = table.get(key, [])
+    if not isinstance(entries, list):
+        r.problems.append(f"[{where}].{key} must be written as [[{where}.{key}]] entries")
+        return ()
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(entries, 1):
+        here = f"{where}.{key} #{n}"
+        if not isinstance(entry, dict):
+            r.problems.append(f"[[{here}]] must be a table with {field_name} and gateway")
+            continue
+        r.unknown(entry, here, {field_name, "gateway"})
+        value = r.string(entry, here, field_name, None).strip()
+        gateway = r.string(entry, here, "gateway", None).strip()
+        if value and not pattern.match(value):
+            r.problems.append(f"[{here}].{field_name} {value!r} is not valid")
+            continue
+        if value in seen:
+            r.problems.append(f"[{here}].{field_name} {value!r} is listed twice")
+            continue
+        if value and gateway:
+            seen.add(value)
+            out.append((value, gateway))
+    return tuple(out)
+
+
+def _sbd(r: _Reader) -> SbdSettings:
+    t = r.section("sbd")
+    token = _token(r, t, "sbd")
+    modems = _mapping(r, t, "sbd", "modems", "imei", _IMEI_RE)
+    if not modems:
+        r.problems.append(
+            "[sbd] needs at least one [[sbd.modems]] entry (imei = the modem's 15-digit IMEI, "
+            "gateway = the name of a gateway in [[gateways]])"
+        )
+    return SbdSettings(token=token, modems=modems)
+
+
+def _sms(r: _Reader) -> SmsSettings:
+    t = r.section("sms")
+    token = _token(r, t, "sms")
+    phones = _mapping(r, t, "sms", "phones", "number", _PHONE_RE)
+    if not phones:
+        r.problems.append(
+            "[sms] needs at least one [[sms.phones]] entry (number = the gateway modem's "
+            "number as the forwarder reports it, gateway = a gateway's name)"
+        )
+    ttl_h = r.number(t, "sms", "part_ttl_hours", 24, low=0.1, high=24 * 30)
+    return SmsSettings(token=token, phones=phones, part_ttl_s=ttl_h * 3600)
 
 
 def _database_url(r: _Reader, value: str) -> URL | None:

@@ -12,7 +12,7 @@ from ..errors import SignalfireError
 from ..radio.api import RadioError
 from ..radio.meshtastic_radio import parse_spec
 
-UPLINK_TYPES = ("https", "mqtt", "bundle")
+UPLINK_TYPES = ("https", "mqtt", "bundle", "sbd")
 
 
 class GatewayConfigError(SignalfireError):
@@ -211,5 +211,23 @@ def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
             r.file(table, section, "password_file", required=False)
         elif kind == "bundle":
             r.get(table, section, "dir", str)
+        elif kind == "sbd":
+            port = r.get(table, section, "port", str)
+            if not port.strip():
+                raise r.fail(
+                    f"[[uplink]] #{n} port", "is empty", "name the modem's serial port, e.g. "
+                    "/dev/serial/by-id/usb-FTDI_...-if00-port0",
+                )  # fmt: skip
+            r.get(table, section, "baudrate", int, 19200)
+            bars = r.get(table, section, "min_signal", int, 2)
+            if not 0 <= bars <= 5:
+                raise r.fail(f"[[uplink]] #{n} min_signal", f"is {bars}", "use 0-5 (signal bars)")
+            credits = r.get(table, section, "credits_per_day", int, 0)
+            if credits < 0:
+                raise r.fail(
+                    f"[[uplink]] #{n} credits_per_day", f"is {credits}",
+                    "use 0 (no budget) or the credits the link may spend in 24 hours",
+                )  # fmt: skip
+            r.get(table, section, "session_timeout_s", float, 90.0)
         out.append(UplinkConfig(kind, name, settings))
     return tuple(out)

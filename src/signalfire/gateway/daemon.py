@@ -65,6 +65,17 @@ def build_uplink(cfg: UplinkConfig, identity: Identity, profile: NetworkProfile)
         return BundleUplink(
             s["dir"], gateway=identity.key, network_id=profile.network_id, name=cfg.name
         )
+    if cfg.type == "sbd":
+        from .uplinks.sbd import SbdUplink
+
+        return SbdUplink(
+            s["port"],
+            name=cfg.name,
+            baudrate=int(s.get("baudrate", 19200)),
+            min_signal=int(s.get("min_signal", 2)),
+            credits_per_day=int(s.get("credits_per_day", 0)) or None,
+            session_timeout_s=float(s.get("session_timeout_s", 90.0)),
+        )
     raise ValueError(f"unknown uplink type {cfg.type}")
 
 

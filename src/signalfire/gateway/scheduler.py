@@ -3,6 +3,19 @@
 Workers sleep on a condition until a packet is due, a new one arrives
 (``notify``) or they are stopped: no busy waiting, so a gateway on a
 Raspberry Pi idles at nearly zero CPU for weeks.
+
+Costly links (satellite SBD, SMS) add three things, through optional attributes of
+the uplink:
+
+- ``packer`` (signalfire.modem.container.Packer): which due packets share one message,
+  chosen from the first ``PACK_CANDIDATES`` in sending order so that little of what is
+  paid (50-byte credits, 140-octet SMS) is wasted and nothing more urgent is passed over;
+- ``budget_per_day`` and ``cost(packets)``: units (credits, SMS) the link may spend in
+  any 24 hours, counted in the store (``record_spend``) so that a restart does not reset
+  them, from ``last_spent`` after each send. Past the budget only life-safety reports
+  (and the announcements of their senders) go; the rest wait for the window to move;
+- an UplinkError with ``hold_s`` (e.g. Iridium's "wait 3 minutes"): the packets are not
+  tried again before that.
 """
 
 from __future__ import annotations
@@ -15,6 +28,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ..modem.container import Candidate, Packer
+from ..wire.vocab import Priority
 from .records import StoredPacket
 from .uplinks.base import Delivery, Uplink, UplinkError
 
@@ -24,6 +39,8 @@ BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 600.0
 PROBE_MAX_S = 60.0
 IDLE_CHECK_S = 300.0  # wake at least this often even with nothing due (cheap)
+PACK_CANDIDATES = 200  # due packets a packer chooses among
+BUDGET_WINDOW_S = 86_400.0
 
 
 class DeliveryStore(Protocol):
@@ -46,6 +63,10 @@ class DeliveryStore(Protocol):
     ) -> None: ...
 
     def supersede_older(self, uplink: str, now: float) -> object: ...
+
+    def record_spend(self, uplink: str, units: int, now: float) -> None: ...
+
+    def spent(self, uplink: str, since: float) -> tuple[int, float | None]: ...
 
     def set_status(self, key: str, value_json: str) -> None: ...
 
@@ -84,6 +105,8 @@ class UplinkWorker:
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        # Set while the daily budget keeps everything due from going (see _packed).
+        self.budget_blocked_until: float | None = None
 
     # -- control -------------------------------------------------------------
 
@@ -145,6 +168,10 @@ class UplinkWorker:
             next_due = self.store.next_due_at(name)
             now = self.clock()
             wait = IDLE_CHECK_S if next_due is None else min(IDLE_CHECK_S, next_due - now)
+            if self.budget_blocked_until is not None:
+                # Due, but over budget: sleep until spending leaves the window (a new
+                # life-safety report wakes us through notify()).
+                wait = max(wait, min(IDLE_CHECK_S, self.budget_blocked_until - now))
             if not self._sleep(wait):
                 return
 
@@ -154,22 +181,64 @@ class UplinkWorker:
         now = self.clock()
         if self.uplink.costly:
             self.store.supersede_older(name, now)
-        due: list[StoredPacket] = self.store.due(
-            name, now, self.batch_size, max_total_bytes=self.uplink.max_message_bytes
-        )
+        packer: Packer | None = getattr(self.uplink, "packer", None)
+        if packer is None:
+            due: list[StoredPacket] = self.store.due(
+                name, now, self.batch_size, max_total_bytes=self.uplink.max_message_bytes
+            )
+        else:
+            due = self._packed(packer, now)
         if not due:
             return False
+        hold = 0.0
         try:
             delivery = self.uplink.send(due)
         except UplinkError as exc:
             delivery = Delivery()
+            hold = float(getattr(exc, "hold_s", 0.0) or 0.0)
             self._record_error(exc.message)
             if not exc.transient:
                 log.error("uplink %s refused the batch for good: %s", name, exc.message)
-        self._settle(due, delivery)
+        spent = int(getattr(self.uplink, "last_spent", 0) or 0)
+        if spent > 0:
+            self.store.record_spend(name, spent, now)
+        self._settle(due, delivery, hold)
         return True
 
-    def _settle(self, due: list[StoredPacket], delivery: Delivery) -> None:
+    def _packed(self, packer: Packer, now: float) -> list[StoredPacket]:
+        """The packets of the next message on a packing link, within its daily budget."""
+        name = self.uplink.name
+        candidates = self.store.due(name, now, PACK_CANDIDATES)
+        self.budget_blocked_until = None
+        if not candidates:
+            return []
+        chosen = _pick(packer, candidates)
+        budget: int | None = getattr(self.uplink, "budget_per_day", None)
+        if budget is None:
+            return chosen
+        spent, oldest = self.store.spent(name, now - BUDGET_WINDOW_S)
+        remaining = budget - spent
+        cost: Callable[[Sequence[StoredPacket]], int] = self.uplink.cost  # type: ignore[attr-defined]
+        if cost(chosen) <= remaining:
+            return chosen
+        urgent = _life_safety(candidates)
+        unit = getattr(self.uplink, "budget_unit", "units")
+        if urgent:
+            chosen = _pick(packer, urgent)
+            log.warning(
+                "uplink %s: daily budget (%d %s) would be exceeded (%d spent): sending %d "
+                "life-safety packets anyway",
+                name, budget, unit, spent, len(chosen),
+            )  # fmt: skip
+            return chosen
+        self.budget_blocked_until = (oldest if oldest is not None else now) + BUDGET_WINDOW_S
+        self._record_error(
+            f"daily budget of {budget} {unit} used ({spent} in the last 24 h): routine and "
+            "elevated packets wait; life-safety ones still go"
+        )
+        return []
+
+    def _settle(self, due: list[StoredPacket], delivery: Delivery, hold: float = 0.0) -> None:
         name, now = self.uplink.name, self.clock()
         done = [p.copy_id for p in due if p.copy_id in delivery.acknowledged]
         rejected = {c: r for c, r in delivery.rejected.items() if c not in delivery.acknowledged}
@@ -187,7 +256,8 @@ class UplinkWorker:
             self.store.mark_rejected(name, [copy_id], reason, now)
         if failed:
             self.failures += 1
-            retry_at = now + backoff(self.failures, self.backoff_base, self.backoff_max, self._rng)
+            delay = backoff(self.failures, self.backoff_base, self.backoff_max, self._rng)
+            retry_at = now + max(delay, hold)
             error = self.last_error or "not acknowledged"
             self.store.mark_failed(name, failed, error, retry_at, now)
         else:
@@ -216,3 +286,44 @@ class UplinkWorker:
             )
         except Exception:
             log.exception("uplink %s: could not record status", self.uplink.name)
+
+
+def _ranked(candidates: list[StoredPacket]) -> list[tuple[int, StoredPacket]]:
+    """Candidates with their urgency, most urgent first (stable: oldest first within one).
+
+    An announcement ranks just above the most urgent due report of its sender, not above
+    every report: on a paid link the announcements of people saying "safe" must not
+    spend the budget before an SOS (whose sender's announcement goes right before it).
+    """
+    top: dict[bytes, int] = {}
+    for p in candidates:
+        if p.kind != "announcement":
+            top[p.key_id] = max(top.get(p.key_id, 0), int(p.priority))
+    ranked = [
+        (
+            2 * top.get(p.key_id, int(p.priority)) + 1
+            if p.kind == "announcement"
+            else 2 * p.priority,
+            p,
+        )
+        for p in candidates
+    ]
+    ranked.sort(key=lambda rp: -rp[0])
+    return ranked
+
+
+def _pick(packer: Packer, candidates: list[StoredPacket]) -> list[StoredPacket]:
+    ranked = _ranked(candidates)
+    chosen = packer.choose([Candidate(len(p.raw), rank) for rank, p in ranked])
+    return [ranked[i][1] for i in chosen]
+
+
+def _life_safety(candidates: list[StoredPacket]) -> list[StoredPacket]:
+    """Life-safety packets, and the announcements their senders' reports need."""
+    life = Priority.LIFE_SAFETY
+    keys = {p.key_id for p in candidates if p.priority == life and p.kind != "announcement"}
+    return [
+        p
+        for p in candidates
+        if p.priority == life or (p.kind == "announcement" and p.key_id in keys)
+    ]

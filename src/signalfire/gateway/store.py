@@ -70,6 +70,8 @@ DEFAULT_BUSY_TIMEOUT_S = 10.0
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 # Purge deletes this many packets per transaction, letting the radio thread in between.
 PURGE_BATCH = 500
+# Spending on costly links is kept this long (a daily budget).
+SPEND_WINDOW_S = 86_400.0
 
 KINDS = ("report", "attested", "announcement")
 
@@ -163,6 +165,16 @@ def _is_disk_full(exc: sqlite3.Error) -> bool:
     if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL:
         return True
     return "database or disk is full" in str(exc)
+
+
+def _spend_entries(row: Sequence[Any] | None) -> list[tuple[float, int]]:
+    if row is None:
+        return []
+    try:
+        return [(float(at), int(units)) for at, units in json.loads(row[0])]
+    except (ValueError, TypeError):
+        log.warning("gateway store: unreadable spending record, starting it again")
+        return []
 
 
 def _check_packet(packet: StoredPacket) -> None:
@@ -705,6 +717,45 @@ class GatewayStore:
         if changed:
             log.info("uplink %s: %d older reports superseded by newer ones", uplink, changed)
         return changed
+
+    # -- spending on costly links ---------------------------------------------
+
+    def record_spend(self, uplink: str, units: int, now: float) -> None:
+        """Remember that ``uplink`` spent ``units`` (SBD credits, SMS) at ``now``.
+
+        Kept for a day (SPEND_WINDOW_S) in the status table, committed durably: a
+        gateway that restarts must not start its daily budget again from nothing.
+        """
+        if units <= 0:
+            return
+        key = f"spend:{uplink}"
+
+        def body(conn: sqlite3.Connection, _: Counter[str]) -> None:
+            row = conn.execute("SELECT value FROM status WHERE key = ?", (key,)).fetchone()
+            entries = _spend_entries(row)
+            # Entries "from the future" stay: the clock went back, and forgetting what
+            # was spent would let the link spend it again.
+            kept = [e for e in entries if e[0] > now - SPEND_WINDOW_S or e[0] > now]
+            kept.append((now, units))
+            conn.execute(
+                "INSERT INTO status VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(kept), now),
+            )
+
+        with self._lock:
+            self._transact("the spending was not recorded", body)
+
+    def spent(self, uplink: str, since: float) -> tuple[int, float | None]:
+        """Units ``uplink`` spent after ``since``, and when the oldest of them was spent."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM status WHERE key = ?", (f"spend:{uplink}",)
+            ).fetchone()
+        inside = [e for e in _spend_entries(row) if e[0] > since]
+        if not inside:
+            return 0, None
+        return sum(units for _, units in inside), min(at for at, _ in inside)
 
     # -- reading -------------------------------------------------------------
 
