@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -156,3 +158,12 @@ def test_database_urls() -> None:
 def test_missing_directory_names_the_fix(tmp_path: object) -> None:
     with pytest.raises(StoreError, match="mkdir -p"):
         CoordinatorStore(f"sqlite:///{tmp_path}/no/such/dir/c.db")
+
+
+@pytest.mark.sqlite_only
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "coordinator.db"
+    store = CoordinatorStore(f"sqlite:///{db}")
+    store.close()
+    for f in tmp_path.iterdir():
+        assert f.stat().st_mode & 0o777 == 0o600, f

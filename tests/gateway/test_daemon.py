@@ -189,3 +189,30 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     assert config.name == "hill-school"
     assert [u.type for u in config.uplinks] == ["https"]
     assert config.store_path == tmp_path / "data" / "gateway.sqlite"
+
+
+def test_uplink_files_are_relative_to_the_config_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd runs the daemon in /var/lib/signalfire with its config in /etc/signalfire."""
+    etc, var = tmp_path / "etc", tmp_path / "var"
+    etc.mkdir()
+    var.mkdir()
+    init_network(etc / "net", "town")
+    Identity.create(etc / "gw.key")
+    (etc / "ca.pem").write_text("not checked here\n")
+    (etc / "mqtt-password").write_text("secret\n")
+    path = write_config(etc, 1, "https://coordinator.example.org", ca_file='"ca.pem"')
+    path.write_text(
+        path.read_text()
+        + '[[uplink]]\ntype = "mqtt"\nname = "broker"\nhost = "127.0.0.1"\n'
+        + 'username = "gw"\npassword_file = "mqtt-password"\nca_file = "ca.pem"\n'
+        + '[[uplink]]\ntype = "bundle"\nname = "usb"\ndir = "usb/signalfire"\n'
+    )
+    monkeypatch.chdir(var)
+    config = load_config(path)
+    by_name = {u.name: u.settings for u in config.uplinks}
+    assert by_name["coordinator"]["ca_file"] == str(etc / "ca.pem")
+    assert by_name["broker"]["password_file"] == str(etc / "mqtt-password")
+    assert by_name["broker"]["ca_file"] == str(etc / "ca.pem")
+    assert by_name["usb"]["dir"] == str(etc / "usb" / "signalfire")

@@ -18,6 +18,7 @@ import dataclasses
 import enum
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -452,11 +453,16 @@ def _engine(url: URL) -> Engine:
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
-        parent = Path(url.database).expanduser().resolve().parent
+        path = Path(url.database).expanduser().resolve()
+        parent = path.parent
         if not parent.is_dir():
             raise StoreError(
                 f"database directory {parent} does not exist; create it (mkdir -p {parent})"
             )
+        if not path.exists():
+            # Every opened report is in here in the clear: owner-only from the first
+            # byte (SQLite gives its -wal and -shm files the same mode).
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     # Ingest runs in a worker thread of the web server: pooled connections may
     # move between threads (each is used by one at a time).
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})

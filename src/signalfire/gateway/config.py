@@ -172,6 +172,12 @@ def load_config(path: Path) -> GatewayConfig:
     )
 
 
+def _resolved(settings: dict[str, Any], key: str, path: Path | None) -> None:
+    """Keep the checked, absolute path: the daemon must open the file the check found."""
+    if path is not None:
+        settings[key] = str(path)
+
+
 def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
     if not isinstance(raw, list):
         raise r.fail("[[uplink]]", "must be an array of tables", "write each uplink as [[uplink]]")
@@ -200,17 +206,24 @@ def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
                 raise r.fail(f"[[uplink]] #{n} url", f"is {url!r}", "use https://HOST[:PORT]")
             r.get(table, section, "timeout_s", float, 15.0)
             r.get(table, section, "batch_size", int, 200)
-            r.file(table, section, "ca_file", required=False)
+            _resolved(settings, "ca_file", r.file(table, section, "ca_file", required=False))
         elif kind == "mqtt":
             r.get(table, section, "host", str)
             port = r.get(table, section, "port", int, 1883)
             if not 0 < port < 65536:
                 raise r.fail(f"[[uplink]] #{n} port", f"is {port}", "use 1-65535")
             r.get(table, section, "tls", bool, False)
-            r.file(table, section, "ca_file", required=False)
-            r.file(table, section, "password_file", required=False)
+            _resolved(settings, "ca_file", r.file(table, section, "ca_file", required=False))
+            password_file = r.file(table, section, "password_file", required=False)
+            _resolved(settings, "password_file", password_file)
         elif kind == "bundle":
-            r.get(table, section, "dir", str)
+            # Relative to this file, as every other path here: the daemon's working
+            # directory (systemd: /var/lib/signalfire) is not where the config lives.
+            # It need not exist yet: a USB stick is mounted when one is carried in.
+            bundle_dir = Path(r.get(table, section, "dir", str)).expanduser()
+            if not bundle_dir.is_absolute():
+                bundle_dir = r.path.parent.resolve() / bundle_dir
+            settings["dir"] = str(bundle_dir)
         elif kind == "sbd":
             port = r.get(table, section, "port", str)
             if not port.strip():
