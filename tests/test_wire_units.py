@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from signalfire import wire
@@ -209,3 +210,35 @@ def test_vocabularies() -> None:
     ]
     life = {s for s in wire.Status if wire.priority_of(s) is wire.Priority.LIFE_SAFETY}
     assert life == {wire.Status.SOS, wire.Status.MEDICAL, wire.Status.TRAPPED}
+
+
+def test_descend_in_steps_is_the_leaf_from_the_root() -> None:
+    from signalfire.wire.chain import DEPTH, descend, leaf_key
+
+    root = bytes(range(32))
+    for seq in (0, 1, 255, 256, 0x12345678, 0xFFFFFFFF):
+        for depth in (0, 8, 24, 31, 32):
+            node = descend(root, 0, seq, depth)
+            assert descend(node, depth, seq) == leaf_key(root, seq)
+    with pytest.raises(ValueError, match="depths"):
+        descend(root, 25, 0, 24)
+    assert DEPTH == 32
+
+
+def test_keyring_node_cache_opens_every_number_and_stays_bounded() -> None:
+    from signalfire.wire import keyring as keyring_mod
+
+    net = X25519PrivateKey.generate()
+    kr = wire.Keyring(wire.x25519_public_bytes(net), net)
+    key = Ed25519PrivateKey.generate()
+    announcement, chain = wire.enrol(
+        key, wire.x25519_public_bytes(net), X25519PrivateKey.generate()
+    )
+    kr.add(announcement)
+    report = wire.Report(status=wire.Status.SAFE, time=1_800_000_000)
+    # Across a block boundary of the cache (256 numbers per cached node), and far ahead.
+    for seq in (0, 1, 255, 256, 257, 70_000, 70_001):
+        packet, chain = wire.seal_report(report, key, chain, seq)
+        assert kr.open(packet).seq == seq
+    assert len(kr._nodes) == 3  # blocks 0, 1 and 273
+    assert len(kr._nodes) <= keyring_mod.NODE_CACHE_SIZE

@@ -291,9 +291,15 @@ def open_sealed(sealed: SealedReport, root: bytes, identity_public: bytes) -> Re
     return decrypt_verified(sealed, root, identity_public)
 
 
-def decrypt_verified(sealed: SealedReport, root: bytes, identity_public: bytes) -> Report:
-    """Decrypt and check a report whose signature the caller has already verified."""
-    key, nonce = message_key(leaf_key(root, sealed.seq))
+def decrypt_verified(
+    sealed: SealedReport, root: bytes, identity_public: bytes, leaf: bytes | None = None
+) -> Report:
+    """Decrypt and check a report whose signature the caller has already verified.
+
+    ``leaf`` is the report's leaf key when the caller derived it already (a
+    cache of tree nodes); otherwise it is computed from ``root``.
+    """
+    key, nonce = message_key(leaf_key(root, sealed.seq) if leaf is None else leaf)
     try:
         body = AESGCMSIV(key).decrypt(nonce, sealed.ciphertext, sealed.header + identity_public)
     except InvalidTag:
