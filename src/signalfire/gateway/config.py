@@ -9,10 +9,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import SignalfireError
+from ..modem.gsm import is_e164
 from ..radio.api import RadioError
 from ..radio.meshtastic_radio import parse_spec
 
-UPLINK_TYPES = ("https", "mqtt", "bundle", "sbd")
+UPLINK_TYPES = ("https", "mqtt", "bundle", "sbd", "sms")
 
 
 class GatewayConfigError(SignalfireError):
@@ -242,5 +243,58 @@ def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
                     "use 0 (no budget) or the credits the link may spend in 24 hours",
                 )  # fmt: skip
             r.get(table, section, "session_timeout_s", float, 90.0)
+        elif kind == "sms":
+            _sms_settings(r, table, section, n)
         out.append(UplinkConfig(kind, name, settings))
     return tuple(out)
+
+
+def _sms_settings(r: _Reader, table: dict[str, Any], section: str, n: int) -> None:
+    where = f"[[uplink]] #{n}"
+    port = r.get(table, section, "port", str)
+    if not port.strip():
+        raise r.fail(
+            f"{where} port", "is empty",
+            "name the GSM modem's serial port, e.g. /dev/serial/by-id/usb-...-if00-port0",
+        )  # fmt: skip
+    baudrate = r.get(table, section, "baudrate", int, 115200)
+    if baudrate <= 0:
+        raise r.fail(f"{where} baudrate", f"is {baudrate}", "use the modem's rate, e.g. 115200")
+    to = r.get(table, section, "to", str)
+    if not is_e164(to):
+        raise r.fail(
+            f"{where} to", f"is {to!r}",
+            "write the coordinator's SMS number in international form, e.g. \"+37491000009\"",
+        )  # fmt: skip
+    smsc = r.get(table, section, "smsc", str, "")
+    if smsc and not is_e164(smsc):
+        raise r.fail(
+            f"{where} smsc", f"is {smsc!r}",
+            "leave it out to use the SIM's SMSC, or write it in international form (+...)",
+        )  # fmt: skip
+    parts = r.get(table, section, "max_parts", int, 8)
+    if not 2 <= parts <= 255:
+        # One SMS carries 140 octets: not a key announcement (142 bytes) in its container.
+        raise r.fail(
+            f"{where} max_parts", f"is {parts}",
+            "use 2-255 (8 is a good choice); one SMS cannot carry a key announcement",
+        )  # fmt: skip
+    per_day = r.get(table, section, "parts_per_day", int, 0)
+    if per_day < 0:
+        raise r.fail(
+            f"{where} parts_per_day", f"is {per_day}",
+            "use 0 (no budget) or the SMS parts the link may send in 24 hours",
+        )  # fmt: skip
+    if per_day == 1:
+        # A new sender's key announcement alone takes two parts: it could never go.
+        raise r.fail(
+            f"{where} parts_per_day", "is 1",
+            "use 0 (no budget) or at least 2: a key announcement needs two SMS parts",
+        )  # fmt: skip
+    signal = r.get(table, section, "min_signal", int, 5)
+    if not 0 <= signal <= 31:
+        raise r.fail(f"{where} min_signal", f"is {signal}", "use 0-31 (AT+CSQ units)")
+    for key, default in (("status_report_timeout_s", 120.0), ("send_timeout_s", 60.0)):
+        seconds = r.get(table, section, key, float, default)
+        if seconds <= 0:
+            raise r.fail(f"{where} {key}", f"is {seconds}", "use a number of seconds above 0")

@@ -76,6 +76,21 @@ def build_uplink(cfg: UplinkConfig, identity: Identity, profile: NetworkProfile)
             credits_per_day=int(s.get("credits_per_day", 0)) or None,
             session_timeout_s=float(s.get("session_timeout_s", 90.0)),
         )
+    if cfg.type == "sms":
+        from .uplinks.sms import SmsUplink
+
+        return SmsUplink(
+            s["port"],
+            to=s["to"],
+            name=cfg.name,
+            baudrate=int(s.get("baudrate", 115200)),
+            smsc=s.get("smsc") or None,
+            max_parts=int(s.get("max_parts", 8)),
+            parts_per_day=int(s.get("parts_per_day", 0)) or None,
+            min_signal=int(s.get("min_signal", 5)),
+            status_report_timeout_s=float(s.get("status_report_timeout_s", 120.0)),
+            send_timeout_s=float(s.get("send_timeout_s", 60.0)),
+        )
     raise ValueError(f"unknown uplink type {cfg.type}")
 
 

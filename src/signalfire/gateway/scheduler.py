@@ -14,6 +14,8 @@ the uplink:
   any 24 hours, counted in the store (``record_spend``) so that a restart does not reset
   them, from ``last_spent`` after each send. Past the budget only life-safety reports
   (and the announcements of their senders) go; the rest wait for the window to move;
+- ``packer_within(units)``: a packer for a message that costs at most ``units``, used
+  when the budget left cannot pay for the next full message;
 - an UplinkError with ``hold_s`` (e.g. Iridium's "wait 3 minutes"): the packets are not
   tried again before that.
 """
@@ -221,6 +223,14 @@ class UplinkWorker:
         cost: Callable[[Sequence[StoredPacket]], int] = self.uplink.cost  # type: ignore[attr-defined]
         if cost(chosen) <= remaining:
             return chosen
+        # A smaller message may still fit what is left of the budget (an SMS link's full
+        # message is 8 parts; a day's last 3 parts must not go unused).
+        within: Callable[[int], Packer | None] | None = getattr(self.uplink, "packer_within", None)
+        smaller = within(remaining) if within is not None and remaining > 0 else None
+        if smaller is not None:
+            fitting = _pick(smaller, candidates)
+            if fitting and cost(fitting) <= remaining:
+                return fitting
         urgent = _life_safety(candidates)
         unit = getattr(self.uplink, "budget_unit", "units")
         if urgent:

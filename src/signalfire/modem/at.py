@@ -172,7 +172,11 @@ class AtChannel:
         while True:
             at = self._buf.find(prompt)
             if at >= 0:
+                before = bytes(self._buf[:at])
                 del self._buf[: at + len(prompt)]
+                # A delivery report the modem sent just before the prompt must not be
+                # thrown away with the line ends: it may be the only one for that message.
+                self._keep_lines(before)
                 return
             text = bytes(self._buf).decode("ascii", "replace")
             if any(e in text for e in FINAL_ERRORS):
@@ -215,6 +219,22 @@ class AtChannel:
             follow = self.read_line(deadline)  # the PDU, on the next line
         self.unsolicited.append((line, follow))
         return True
+
+    def _keep_lines(self, text: bytes) -> None:
+        lines = [
+            line.strip()
+            for line in text.decode("ascii", "replace").replace("\r", "\n").split("\n")
+            if line.strip()
+        ]
+        while lines:
+            line = lines.pop(0)
+            if self._unsolicited_prefixes and line.startswith(self._unsolicited_prefixes):
+                follow = ""
+                if line.startswith(("+CDS:", "+CMT:")) and lines:
+                    follow = lines.pop(0)
+                self.unsolicited.append((line, follow))
+            else:
+                log.debug("modem %s: unexpected line %r before a prompt", self.port, line)
 
     def poll_unsolicited(self, timeout: float) -> None:
         """Read whatever arrives within ``timeout`` into :attr:`unsolicited`."""
