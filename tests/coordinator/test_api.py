@@ -360,3 +360,19 @@ def test_no_secret_reaches_the_log(
     assert "login" in text or "batch ingested" in text  # the service did log something
     for secret in (cookie, token, PASSWORDS["responder"][1], "wrong-secret-x"):
         assert secret not in text
+
+
+def test_admin_revokes_a_sender_and_its_reports_are_flagged(live_any: LiveCoordinator) -> None:
+    live = live_any
+    (rid,) = live.add_reports([{"status": "sos", "sender": "seized", "lat": 40.18, "lon": 44.5}])
+    admin, responder = live.client("admin"), live.client("responder")
+    who = responder.get(f"/api/v1/reports/{rid}").json()["sender"]
+    refused = responder.post(f"/api/v1/senders/{who}/revoke", json={"reason": "seized"})
+    assert refused.status_code == 403
+    r = admin.post(f"/api/v1/senders/{who}/revoke", json={"reason": "phone seized", "since": 0})
+    assert r.status_code == 200 and r.json()["flagged"] == 1
+    assert responder.get(f"/api/v1/reports/{rid}").json()["flags"] == ["revoked-sender"]
+    (new,) = live.add_reports([{"status": "safe", "sender": "seized"}])
+    assert responder.get(f"/api/v1/reports/{new}").json()["flags"] == ["revoked-sender"]
+    bad = admin.post("/api/v1/senders/not-a-sender/revoke", json={"reason": "x"})
+    assert bad.status_code == 422

@@ -335,3 +335,20 @@ def test_expire_deletes_old_reports_only_when_retention_is_set(
             assert tx.audit_entries()[-1]["action"] == "retention.expire"
     finally:
         store.close()
+
+
+def test_sender_revoke_and_list(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    root, _, _ = site
+    cfg = str(root / "coordinator.toml")
+    runner = CliRunner()
+    bad = runner.invoke(coordinator, ["sender", "revoke", "--config", cfg, "anna", "--reason", "x"])
+    assert bad.exit_code == 1 and "is not a sender" in bad.output
+    done = runner.invoke(
+        coordinator,
+        ["sender", "revoke", "--config", cfg, "0123456789abcdef", "--reason", "seized",
+         "--since", "2026-11-28T09:00Z"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "revoked 0123456789abcdef from 2026-11-28T09:00:00Z; flagged 0" in done.output
+    listed = runner.invoke(coordinator, ["sender", "revoked", "--config", cfg, "--json"])
+    assert json.loads(listed.output) == {"0123456789abcdef": 1795856400.0}

@@ -373,3 +373,37 @@ def test_one_stock_text_heard_by_two_gateways_is_one_report_with_two_receipts(
     e = gw2.report(wire.Status.MEDICAL, attestation=wire.Attestation(7, 8, int(NOW) + 2))
     fourth = ingestor.ingest_batch(world.batch([d, e], "gw1"), "bundle", NOW)
     assert fourth.stored == [pid(d)] and fourth.duplicates == [pid(e)]
+
+
+def test_a_revoked_sender_is_flagged_from_the_time_given(
+    world: World, store: CoordinatorStore
+) -> None:
+    """A seized phone: its owner's earlier reports stand, what it sends later is flagged."""
+    ingestor = world.ingestor(store)
+    anna, gw = world.sender(), world.gateway_sender("gw1")
+    before = anna.report(time=NOW - 3600)
+    after = anna.report(time=NOW - 60)
+    radio = gw.report(attestation=wire.Attestation(0xABCD0001, 1, int(NOW) - 30), time=NOW - 30)
+    batch = world.batch([anna.announcement, gw.announcement, before, after, radio])
+    ingestor.ingest_batch(batch, "https", NOW)
+    with store.transaction() as tx:
+        flagged = tx.revoke_sender(anna.key_id.hex(), NOW - 600, "phone seized", "test", NOW)
+        tx.revoke_sender("node-abcd0001", 0, "radio taken at checkpoint", "test", NOW)
+    assert flagged == 1
+
+    later = anna.report(time=NOW + 5)
+    ingestor.ingest_batch(world.batch([later]), "https", NOW + 10)
+
+    def labels(packet: bytes) -> list[str]:
+        with store.transaction(write=False) as tx:
+            row = tx.report(pid(packet))
+        assert row is not None
+        return flag_labels(row["flags"])
+
+    assert labels(before) == []
+    assert labels(after) == ["revoked-sender"]
+    assert labels(later) == ["revoked-sender"]  # flagged as it arrives
+    assert labels(radio) == ["revoked-sender"]
+    with store.transaction(write=False) as tx:
+        actions = [e["action"] for e in tx.audit_entries()]
+    assert actions.count("sender.revoke") == 2

@@ -144,6 +144,13 @@ class GatewayIn(_Body):
     public_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="64 hex digits")
 
 
+class RevokeIn(_Body):
+    reason: str = Field(min_length=1, max_length=500)
+    since: float | None = Field(
+        default=None, ge=0, lt=1e11, description="flag reports created at or after (Unix s)"
+    )
+
+
 class TokenIn(_Body):
     label: str = Field(min_length=1, max_length=64)
     days: float = Field(default=90, gt=0, le=3650)
@@ -678,6 +685,22 @@ def create_coordinator_app(
         if not done and await run_in_threadpool(ingestor.store.gateway, key_id.lower()) is None:
             raise ApiError(404, "not-found", "no gateway with that key id")
         return {"revoked": True}
+
+    @app.post("/api/v1/senders/{sender}/revoke", tags=["admin"])
+    async def revoke_sender(
+        sender: Annotated[str, PathParam(pattern=r"^([0-9a-f]{16}|node-[0-9a-f]{8})$")],
+        body: RevokeIn,
+        principal: Admin,
+    ) -> dict[str, Any]:
+        """Flag the sender's reports created since a time (a seized device); audited."""
+        now = wall_clock()
+        since = now if body.since is None else body.since
+
+        def revoke() -> int:
+            with ingestor.store.transaction() as tx:
+                return tx.revoke_sender(sender, since, body.reason, principal.actor, now)
+
+        return {"sender": sender, "since": since, "flagged": await run_in_threadpool(revoke)}
 
     @app.get("/api/v1/audit", tags=["admin"])
     async def audit(

@@ -493,3 +493,86 @@ def expire(config_path: Path) -> None:
     finally:
         store.close()
     click.echo(f"deleted {gone} report(s) older than {cfg.retention_days:g} days")
+
+
+@coordinator.group()
+def sender() -> None:
+    """Senders (signalfire identities, or stock radios as node-<hex>) whose reports to flag."""
+
+
+_SENDER_RE_HELP = "A sender as the feed shows it: 16 hex digits (key id) or node-<8 hex>."
+
+
+def _check_sender(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{16}|node-[0-9a-f]{8}", value):
+        raise CoordinatorCliError(f"{value!r} is not a sender; {_SENDER_RE_HELP.lower()}")
+    return value
+
+
+def _parse_since(value: str | None, now: float) -> float:
+    if value is None:
+        return now
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CoordinatorCliError(
+            f"--since {value!r}: give a Unix time or an ISO time such as 2026-11-28T09:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+@sender.command("revoke")
+@_config_option
+@click.argument("who")
+@click.option(
+    "--since",
+    help="Flag reports created at or after this time (Unix or ISO; default: now). Use the "
+    "time the device was lost or seized.",
+)
+@click.option("--reason", required=True, help="Why, for the audit log (e.g. 'phone seized').")
+def sender_revoke(config_path: Path, who: str, since: str | None, reason: str) -> None:
+    """Flag the reports of WHO created since a time: its device is in someone else's hands.
+
+    Reports stay stored and shown, marked "revoked-sender"; new ones are flagged as
+    they arrive. Revoking again moves the time.
+    """
+    cfg = _config(config_path)
+    who = _check_sender(who)
+    now = time.time()
+    start = _parse_since(since, now)
+    store = _store(cfg)
+    try:
+        with store.transaction() as tx:
+            flagged = tx.revoke_sender(who, start, reason, _actor(), now)
+    finally:
+        store.close()
+    click.echo(f"revoked {who} from {iso_time(int(start))}; flagged {flagged} stored report(s)")
+
+
+@sender.command("revoked")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def sender_revoked(config_path: Path, as_json: bool) -> None:
+    """List revoked senders and the time from which their reports are flagged."""
+    cfg = _config(config_path)
+    store = _store(cfg)
+    try:
+        with store.transaction(write=False) as tx:
+            rows = tx.revoked_senders()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no senders revoked")
+    for who, start in sorted(rows.items()):
+        click.echo(f"{who:<20} since {iso_time(int(start))}")

@@ -163,6 +163,7 @@ class _Run:
     attesters: dict[str, GatewayRow | None] = field(default_factory=dict)  # key id -> row
     # origin -> (report id, rx_time) of attested reports stored or about to be
     origins: dict[str, tuple[str, int]] = field(default_factory=dict)
+    revoked: dict[str, float] | None = None  # sender -> since; read once per batch
 
 
 class Ingestor:
@@ -432,6 +433,9 @@ class Ingestor:
             self._reject(run, report_id, sealed.raw, ATTESTER_NOT_ENROLLED, refusal)
             return
         values = report_values(opened, run.now, self._flags(opened, run.now))
+        if run.revoked is None:
+            run.revoked = tx.revoked_senders()
+        _flag_revoked(values, run.revoked)
         if run.pending_seen:
             # kept there while another process did not know the sender
             run.opened_digests.append(digest)
@@ -554,7 +558,9 @@ class Ingestor:
 
     def _store_opened(self, tx: StoreTx, opened: wire.Opened, now: float) -> bool:
         """Store one report now (a pending one released); False if it was there."""
-        if not tx.add_report(report_values(opened, now, self._flags(opened, now))):
+        values = report_values(opened, now, self._flags(opened, now))
+        _flag_revoked(values, tx.revoked_senders())
+        if not tx.add_report(values):
             return False
         pair = (opened.identity_public.hex(), opened.seq)
         self._flag_reused(tx, {pair: tx.same_seq(*pair)})
@@ -692,6 +698,12 @@ class Ingestor:
                 result.batch_id,
                 " ".join(f"{code}={n}" for code, n in sorted(codes.items())),
             )
+
+
+def _flag_revoked(values: dict[str, Any], revoked: dict[str, float]) -> None:
+    since = revoked.get(values["sender"])
+    if since is not None and values["created_at"] >= since:
+        values["flags"] |= int(ReportFlag.REVOKED_SENDER)
 
 
 def import_announcements(

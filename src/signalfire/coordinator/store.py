@@ -53,6 +53,7 @@ class ReportFlag(enum.IntFlag):
     FUTURE_TIME = 1  # created more than the allowed skew after it reached us
     TOO_OLD = 2  # created longer ago than the configured maximum age
     SEQ_REUSED = 4  # another report of the same sender carries the same sequence number
+    REVOKED_SENDER = 8  # created after its sender was revoked (a seized device, schema 2)
 
 
 def flag_labels(flags: int) -> list[str]:
@@ -263,6 +264,19 @@ sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("last_used_at", sa.Float, nullable=False),
+)
+
+revoked_senders = sa.Table(
+    "revoked_senders",
+    metadata,
+    # A sender (key id, or node-<hex> for a stock radio) whose reports created at or
+    # after `since` are flagged: its device was seized, lost or is being misused.
+    # Reports are kept and shown, flagged; nothing is deleted.
+    sa.Column("sender", sa.String(40), primary_key=True),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("by", sa.String(100), nullable=False),
 )
 
 report_state = sa.Table(
@@ -677,6 +691,36 @@ class StoreTx:
             return set()
         stmt = self._ignore_stmt(reports, ("id",))
         return {r.id for r in self.conn.execute(stmt, list(rows))}
+
+    # revoked senders
+
+    def revoked_senders(self) -> dict[str, float]:
+        """sender -> the creation time from which its reports are flagged."""
+        rows = self.conn.execute(sa.select(revoked_senders.c.sender, revoked_senders.c.since))
+        return {r.sender: float(r.since) for r in rows}
+
+    def revoke_sender(self, sender: str, since: float, reason: str, actor: str, now: float) -> int:
+        """Record the revocation and flag the sender's stored reports created since; count."""
+        stmt = _insert(self.conn, revoked_senders).values(
+            sender=sender, since=since, revoked_at=now, reason=reason, by=actor
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["sender"],
+            set_={"since": since, "revoked_at": now, "reason": reason, "by": actor},
+        )
+        self.conn.execute(stmt)
+        flagged = self.conn.execute(
+            sa.update(reports)
+            .where(reports.c.sender == sender, reports.c.created_at >= since)
+            .values(flags=reports.c.flags.op("|")(int(ReportFlag.REVOKED_SENDER)))
+        ).rowcount
+        self.audit(
+            actor,
+            "sender.revoke",
+            {"sender": sender, "since": since, "reason": reason, "flagged": flagged},
+            now,
+        )
+        return int(flagged or 0)
 
     def same_origin(self, origins: Sequence[str]) -> dict[str, tuple[str, int]]:
         """Stored attested reports by origin: origin -> (report id, the gateway's rx_time)."""

@@ -92,6 +92,7 @@
     flags: {
       'future-time': 'sender clock is ahead', 'too-old': 'sent long ago',
       'seq-reused': 'sequence number reused',
+      'revoked-sender': 'SENDER REVOKED: device may be in other hands',
     },
     people: (n) => (n === 1 ? '1 person' : `${n} people`),
     needsLine: (list) => `Needs: ${list}`,
