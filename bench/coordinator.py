@@ -606,6 +606,8 @@ def feed_run(
         start = time.perf_counter()
         with store.engine.begin() as conn:
             made = fill_feed(conn, rows, senders)
+            # The bulk fill bypasses StoreTx.add_reports, which keeps sender_latest.
+            st.rebuild_sender_latest(conn)
         with store.engine.begin() as conn:
             # Fresh statistics, as a database that has been running would have.
             conn.exec_driver_sql("ANALYZE")

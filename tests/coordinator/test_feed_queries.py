@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from signalfire import wire
 from signalfire.coordinator import feed_queries as fq
 from signalfire.coordinator.ingest import Ingestor
-from signalfire.coordinator.store import CoordinatorStore, report_marks, report_state
+from signalfire.coordinator.store import CoordinatorStore, report_marks, report_state, reports
 
 from .kit import NOW, Sender, World, pid
 
@@ -255,3 +256,29 @@ def test_report_with_receipts(town: Town, world: World, store: CoordinatorStore)
     ]
     assert [r["gateway_name"] for r in many[report_id]] == ["gw1", "gw2"]
     assert len(many[town.ids[1]]) == 1 and many["00" * 16] == []
+
+
+def test_sender_latest_survives_retention_and_matches_a_rebuild(
+    town: Town, world: World, store: CoordinatorStore
+) -> None:
+    """The table kept at every insert equals one computed from scratch, before and after expiry."""
+    from signalfire.coordinator.feed import Feed, FeedSettings
+    from signalfire.coordinator.store import rebuild_sender_latest, sender_latest
+
+    def table() -> set[tuple[object, ...]]:
+        with store.transaction(write=False) as tx:
+            return {tuple(r) for r in tx.conn.execute(sa.select(sender_latest))}
+
+    kept = table()
+    assert len(kept) == 4
+    with store.transaction() as tx:
+        rebuild_sender_latest(tx.conn)
+    assert table() == kept
+    # Expire everything received before the newest report: senders lose their latest.
+    newest = max(town.received.values())
+    Feed(store, FeedSettings(retention_days=1)).expire(newest + 86_400 - 0.5)
+    with store.transaction(write=False) as tx:
+        left = {r.sender: r.id for r in tx.conn.execute(sa.select(reports.c.sender, reports.c.id))}
+        q = sa.select(sender_latest.c.sender, sender_latest.c.report_id)
+        latest = {r.sender: r.report_id for r in tx.conn.execute(q)}
+    assert latest == left and len(left) >= 1

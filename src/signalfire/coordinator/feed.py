@@ -28,6 +28,7 @@ from .store import (
     flag_labels,
     gateways,
     pending,
+    rebuild_sender_latest,
     receipts,
     report_marks,
     report_state,
@@ -367,9 +368,19 @@ class Feed:
                 (report_marks, report_marks.c.report_id),
             ):
                 tx.conn.execute(sa.delete(table).where(column.in_(old)))
+            touched = list(
+                tx.conn.execute(
+                    sa.select(reports.c.sender)
+                    .where(reports.c.first_received_at < cutoff)
+                    .distinct()
+                ).scalars()
+            )
             deleted = tx.conn.execute(
                 sa.delete(reports).where(reports.c.first_received_at < cutoff)
             ).rowcount
+            # A sender whose latest report expired has an older one, or none, now.
+            for start in range(0, len(touched), 500):
+                rebuild_sender_latest(tx.conn, touched[start : start + 500])
             # Packets whose sender never announced itself expire with the same clock.
             stale = tx.conn.execute(
                 sa.delete(pending).where(pending.c.first_received_at < cutoff)

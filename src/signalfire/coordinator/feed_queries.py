@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from signalfire import wire
 
-from .store import gateways, receipts, report_marks, report_state, reports
+from .store import gateways, receipts, report_marks, report_state, reports, sender_latest
 
 __all__ = [
     "counts",
@@ -158,26 +158,16 @@ def latest_per_sender(
     are ordered by when that latest report first reached us, newest first (an old
     report arriving late does not move its sender up: it says nothing new).
     """
-    latest = sa.alias(reports, "latest")
-    newest_of_sender = (
-        sa.select(latest.c.id)
-        .where(latest.c.sender == reports.c.sender)
-        .order_by(latest.c.created_at.desc(), latest.c.seq.desc(), latest.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     where = _filters(
         statuses=statuses, since=since, until=until, bbox=bbox, gateway=gateway, states=states
     )
-    # Walks reports newest-received first (an index) and keeps a row when it is its
-    # sender's latest (one seek on ix_reports_sender_created): the newest few hundred
-    # rows hold the newest few hundred senders, so this stops early instead of
-    # ranking every sender's reports.
+    # sender_latest holds each sender's latest report (kept at every insert): walk it
+    # newest-received first (an index) and stop at `limit` matches.
     query = (
         sa.select(*_COLUMNS)
-        .select_from(_FROM)
-        .where(reports.c.id == newest_of_sender, *where)
-        .order_by(reports.c.first_received_at.desc(), reports.c.id.desc())
+        .select_from(sender_latest.join(_FROM, reports.c.id == sender_latest.c.report_id))
+        .where(*where)
+        .order_by(sender_latest.c.first_received_at.desc(), sender_latest.c.report_id.desc())
         .limit(limit)
     )
     return _rows(conn, query)
