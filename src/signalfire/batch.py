@@ -35,6 +35,12 @@ ENVELOPE_TYPE = "signalfire-signed-batch"
 SIGN_CONTEXT = b"signalfire/v1 batch\x00"
 MAX_PACKETS = 20_000  # a USB bundle file; HTTPS and MQTT send far fewer at a time
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+# Integer fields must fit the coordinator's columns (BIGINT, INTEGER): a larger value
+# from JSON (which has no limit) would fail in the database, not here. Node numbers
+# are Meshtastic's unsigned 32 bits.
+_INT64 = (0, 2**63 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+_INT_RANGES = {"sent_at": _INT64, "radio_node": (0, 2**32 - 1), "rssi": _INT32, "hops": _INT32}
 
 
 class BatchError(Exception):
@@ -130,7 +136,8 @@ def decode(data: bytes, *, network_id: bytes | None = None) -> Batch:
         raise BatchError(f"batch is {len(data)} bytes; at most {MAX_ENVELOPE_BYTES}", "oversize")
     try:
         envelope = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays nested a thousand deep ("[[[[..."), a few KB of input
         raise BatchError("not a JSON batch envelope") from None
     if not isinstance(envelope, dict) or envelope.get("type") != ENVELOPE_TYPE:
         raise BatchError(f'not a signed batch (want "type": "{ENVELOPE_TYPE}")')
@@ -140,7 +147,11 @@ def decode(data: bytes, *, network_id: bytes | None = None) -> Batch:
     if not all(isinstance(v, str) for v in fields):
         raise BatchError("batch envelope lacks body, gateway_key, sha256 or signature")
     body_text, gateway_hex, signature_b64, checksum = (str(v) for v in fields)
-    body = body_text.encode()
+    try:
+        body = body_text.encode()
+    except UnicodeEncodeError:
+        # JSON can escape a lone surrogate ("\ud800"), which no UTF-8 body holds
+        raise BatchError("batch body is not valid UTF-8") from None
     if hashlib.sha256(body).hexdigest() != checksum:
         raise BatchError("batch body does not match its checksum: the file is damaged", "corrupt")
     try:
@@ -151,7 +162,8 @@ def decode(data: bytes, *, network_id: bytes | None = None) -> Batch:
         raise BatchError("batch signature does not verify", "bad-signature") from None
     try:
         obj = json.loads(body)
-    except json.JSONDecodeError:
+    # UnicodeDecodeError: json.loads guesses UTF-16/32 from leading NULs in the bytes
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise BatchError("batch body is not JSON") from None
     if not isinstance(obj, dict) or obj.get("type") != BATCH_TYPE or obj.get("version") != 1:
         raise BatchError("batch body is not a version 1 signalfire batch")
@@ -163,12 +175,29 @@ def decode(data: bytes, *, network_id: bytes | None = None) -> Batch:
         if not isinstance(packets, list) or len(packets) > MAX_PACKETS:
             raise BatchError(f"batch must list at most {MAX_PACKETS} packets")
         items = tuple(_item(p) for p in packets)
-        batch = Batch(net, gateway_key, str(obj["batch_id"]), int(obj["sent_at"]), items)
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        batch = Batch(
+            net, gateway_key, _utf8(str(obj["batch_id"])), _in_range("sent_at", obj), items
+        )
+    # OverflowError: int() of a JSON 1e999, which Python's json reads as infinity
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
         raise BatchError(f"batch body is malformed ({type(exc).__name__}: {exc})") from None
     if network_id is not None and batch.network_id != network_id:
         raise BatchError("batch is for another network", "not-for-this-network")
     return batch
+
+
+def _utf8(text: str) -> str:
+    """``text``, if it is storable: JSON can escape a lone surrogate ("\\ud800")."""
+    text.encode()  # UnicodeEncodeError is a ValueError: "malformed"
+    return text
+
+
+def _in_range(name: str, obj: dict[str, Any]) -> int:
+    value = int(obj[name])
+    low, high = _INT_RANGES[name]
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value} is outside {low}..{high}")
+    return value
 
 
 def _item(obj: Any) -> BatchItem:
@@ -185,9 +214,9 @@ def _item(obj: Any) -> BatchItem:
         if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return _in_range(name, obj)
         if kind is str and isinstance(value, str):
-            return value
+            return _utf8(value)
         raise TypeError(f"{name} has the wrong type")
 
     return BatchItem(

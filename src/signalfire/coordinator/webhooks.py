@@ -283,6 +283,8 @@ def _sbd_route(
             imei = _text(fields, "imei")
             momsn_text = _text(fields, "momsn")
             data_hex = _text(fields, "data")
+            # Inside the try: a non-ASCII optional field is a 400 too, not a 500.
+            transmit_time = _text(fields, "transmit_time", required=False)
         except _Refused as exc:
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
@@ -298,7 +300,7 @@ def _sbd_route(
             return _error(400, "bad-form", "data must be hex, at most 340 bytes")
         momsn = int(momsn_text)
         payload = bytes.fromhex(data_hex)
-        sent_at = _rockblock_time(_text(fields, "transmit_time", required=False))
+        sent_at = _rockblock_time(transmit_time)
         what = f"sbd imei={imei} momsn={momsn}"
 
         def work() -> dict[str, Any]:
@@ -339,6 +341,7 @@ def _sms_route(
             udh = fields.get("udh", b"")
             data = fields.get("data")
             coding = _text(fields, "coding", required=False)
+            sent_text = _text(fields, "time", required=False)
         except _Refused as exc:
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
@@ -356,7 +359,7 @@ def _sms_route(
             return _error(400, "bad-udh", str(exc))
         if len(udh) + len(data) > 140:
             return _error(400, "bad-form", "user data longer than one SMS (140 octets)")
-        sent_at = _kannel_time(_text(fields, "time", required=False))
+        sent_at = _kannel_time(sent_text)
         what = f"sms from={sender}"
 
         def work() -> dict[str, Any]:
