@@ -426,7 +426,10 @@ class Demo:
             ("duplicates suppressed (two gateways, retries)", s.duplicates_suppressed),
             ("kept until the sender's key arrives", s.kept_pending),
             ("airtime used", f"{s.airtime_s} s ({s.channel_busy_percent:.1f} % of the channel)"),
-            ("frames on air / collisions", f"{s.transmissions} / {s.collisions}"),
+            (
+                "frames on air / receptions lost to collisions",
+                f"{s.transmissions} / {s.collisions}",
+            ),
         ]
         for label, value in rows:
             t.add_row(label, str(value))
