@@ -789,11 +789,18 @@ def run(args: argparse.Namespace, directory: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global BATCH_SIZE, DUPLICATES_PER_BATCH  # one knob for the whole run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="seconds, for the test suite")
     parser.add_argument("--reports", type=int, default=None, help="new reports to ingest")
     parser.add_argument("--senders", type=int, default=None, help="civilians sending them")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help="packets per batch (a draining gateway sends up to its batch_size, 200 by default)",
+    )
     parser.add_argument("--feed-rows", type=int, default=None, help="reports in the feed db")
     parser.add_argument("--feed-senders", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None, help="runs of each feed query")
@@ -802,6 +809,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="no effect: always Markdown")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     args = parser.parse_args(argv)
+    BATCH_SIZE = max(10, args.batch_size)
+    DUPLICATES_PER_BATCH = BATCH_SIZE // 10
     defaults = (
         {
             "reports": 300,
