@@ -8,6 +8,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,18 @@ def _store(cfg: CoordinatorConfig) -> CoordinatorStore:
         return CoordinatorStore(cfg.database_url)
     except SignalfireError as exc:
         raise CoordinatorCliError(exc.message) from None
+
+
+@contextmanager
+def _opened_store(cfg: CoordinatorConfig) -> Iterator[CoordinatorStore]:
+    """The store for one command, closed afterwards; account errors become one CLI line."""
+    store = _store(cfg)
+    try:
+        yield store
+    except AccountError as exc:
+        raise CoordinatorCliError(exc.message) from None
+    finally:
+        store.close()
 
 
 def _actor() -> str:
@@ -386,13 +400,8 @@ def user_add(config_path: Path, username: str, role: str, password_file: Path | 
     """Add a user; asks for the password (at least 10 characters)."""
     cfg = _config(config_path)
     password = _read_password(password_file, confirm=True)
-    store = _store(cfg)
-    try:
+    with _opened_store(cfg) as store:
         Accounts(store).add_user(username, password, role, time.time(), actor=_actor())
-    except AccountError as exc:
-        raise CoordinatorCliError(exc.message) from None
-    finally:
-        store.close()
     click.echo(f"added {role} {username}")
 
 
@@ -402,11 +411,8 @@ def user_add(config_path: Path, username: str, role: str, password_file: Path | 
 def user_list(config_path: Path, as_json: bool) -> None:
     """List users and their roles."""
     cfg = _config(config_path)
-    store = _store(cfg)
-    try:
+    with _opened_store(cfg) as store:
         rows = Accounts(store).users()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps([u.to_json() for u in rows]))
         return
@@ -443,15 +449,10 @@ def user_set(
     password = None
     if new_password or password_file is not None:
         password = _read_password(password_file, confirm=True)
-    store = _store(cfg)
-    try:
+    with _opened_store(cfg) as store:
         u = Accounts(store).update_user(
             username, time.time(), actor=_actor(), role=role, password=password, disabled=disabled
         )
-    except AccountError as exc:
-        raise CoordinatorCliError(exc.message) from None
-    finally:
-        store.close()
     click.echo(f"{u.username}: {u.role}, {'active' if u.active else 'disabled'}")
 
 
@@ -463,15 +464,10 @@ def user_set(
 def token(config_path: Path, username: str, label: str, days: float) -> None:
     """Create an API token for USERNAME (Authorization: Bearer ...); printed once, on stdout."""
     cfg = _config(config_path)
-    store = _store(cfg)
-    try:
+    with _opened_store(cfg) as store:
         secret = Accounts(store).create_token(
             username, label, time.time(), days=days, actor=_actor()
         )
-    except AccountError as exc:
-        raise CoordinatorCliError(exc.message) from None
-    finally:
-        store.close()
     click.echo(secret)
     click.echo(
         f"token {label!r} for {username}, valid {days:g} days; store it like a password", err=True
@@ -487,11 +483,8 @@ def expire(config_path: Path) -> None:
         raise CoordinatorCliError(
             f"{config_path} keeps reports for ever; set [retention].report_days to expire them"
         )
-    store = _store(cfg)
-    try:
+    with _opened_store(cfg) as store:
         gone = Feed(store, cfg.feed_settings()).expire(time.time(), actor=_actor())
-    finally:
-        store.close()
     click.echo(f"deleted {gone} report(s) older than {cfg.retention_days:g} days")
 
 
@@ -548,12 +541,8 @@ def sender_revoke(config_path: Path, who: str, since: str | None, reason: str) -
     who = _check_sender(who)
     now = time.time()
     start = _parse_since(since, now)
-    store = _store(cfg)
-    try:
-        with store.transaction() as tx:
-            flagged = tx.revoke_sender(who, start, reason, _actor(), now)
-    finally:
-        store.close()
+    with _opened_store(cfg) as store, store.transaction() as tx:
+        flagged = tx.revoke_sender(who, start, reason, _actor(), now)
     click.echo(f"revoked {who} from {iso_time(int(start))}; flagged {flagged} stored report(s)")
 
 
@@ -563,12 +552,8 @@ def sender_revoke(config_path: Path, who: str, since: str | None, reason: str) -
 def sender_revoked(config_path: Path, as_json: bool) -> None:
     """List revoked senders and the time from which their reports are flagged."""
     cfg = _config(config_path)
-    store = _store(cfg)
-    try:
-        with store.transaction(write=False) as tx:
-            rows = tx.revoked_senders()
-    finally:
-        store.close()
+    with _opened_store(cfg) as store, store.transaction(write=False) as tx:
+        rows = tx.revoked_senders()
     if as_json:
         click.echo(json.dumps(rows))
         return
