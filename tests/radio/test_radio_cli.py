@@ -93,11 +93,14 @@ def test_cli_set_changes_the_radio(device: EmulatedDevice) -> None:
     )
     assert result.returncode == 0, result.stderr
     # The CLI has exited, but the radio may still be reading what it wrote last.
-    assert device.wait_for(
+    committed = device.wait_for(
         lambda: any(
             m.WhichOneof("payload_variant") == "commit_edit_settings" for m in device.admin_messages
-        )
+        ),
+        timeout=15,
     )
+    seen = [m.WhichOneof("payload_variant") for m in device.admin_messages]
+    assert committed, f"no commit; admin messages {seen}\n{result.stdout}\n{result.stderr}"
     assert device.state.config.lora.hop_limit == 5
     assert device.state.config.display.screen_on_secs == 60
     kinds = [m.WhichOneof("payload_variant") for m in device.admin_messages]

@@ -72,8 +72,38 @@ class _TcpLink(asyncio.Protocol):
         return False  # close our side too: the client hung up
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, ConnectionResetError | BrokenPipeError):
+            self._read_what_is_left()
         self.gone.set()
         self._server.client_gone(self)
+
+    def _read_what_is_left(self) -> None:
+        """Hand on what the client wrote before it reset the connection.
+
+        A client that hangs up with our replies unread makes its kernel send a reset. When
+        our next write fails on that reset, asyncio drops the transport without reading the
+        bytes the client sent before hanging up, though the kernel still holds them: the last
+        admin message of a one-shot `meshtastic --set` (its commit) was lost that way
+        whenever the radio ran a quarter of a second behind. A radio reads its input first.
+        """
+        transport = self._transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return
+        try:
+            raw = sock.dup()  # asyncio's socket wrapper has no recv(); the socket is open still
+        except OSError:
+            return
+        with raw:
+            raw.setblocking(False)
+            while True:
+                try:
+                    data = raw.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self._server.handler.link_data(self, data)
 
     def write(self, data: bytes) -> None:
         transport = self._transport
