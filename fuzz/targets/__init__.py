@@ -15,5 +15,6 @@ TARGETS = (
     "container",
     "pdu",
     "webhooks",
+    "webhooks_app",
     "api_bodies",
 )

@@ -1,73 +1,78 @@
-"""The RockBLOCK and SMS-forwarder webhooks, through the coordinator app in-process.
+"""The webhooks' reading of what a stranger posts: form, RockBLOCK and Kannel fields, containers.
 
-Form parsing is not separable from the request handling in webhooks.py (it lives in
-the route closures), so the fuzzer posts to the ASGI app: a seeded store, the
-gateway enrolled, its IMEI and phone number on the allow-lists, the right secrets.
-Byte 0 picks the request; the rest is cut into fields (common.fields):
+Pure functions of coordinator/webhooks.py, as the routes call them: ``parse_form``
+(query string and urlencoded body, binary-safe), ``read_rockblock`` and
+``read_kannel`` (every field check, the allow-lists) and then ``container.decode``
+of the message, whole or reassembled from its parts in sequence order. The route
+around them (body size, deadline, database, ingest) is the `webhooks_app` target.
+Byte 0 picks the input; the rest is cut into fields (common.fields):
 
   0: RockBLOCK, raw form body;                      1: RockBLOCK, fields (imei:
      empty for the allowed one; momsn, transmit_time, data, sent as hex);
   2: Kannel, raw query string;                      3: Kannel, fields (udh,
-     coding, time, data), a part of a concatenated message when the UDH says so;
-  4: a concatenated message in up to 4 parts, all posted (reassembly);
-  5: the pure helpers (_rockblock_time, _kannel_time, normalize_number, parse_udh).
+     coding, time, data);
+  4: a concatenated message in up to 4 parts, read and joined;
+  5: the helpers (_rockblock_time, _kannel_time, normalize_number).
 
-Documented answers: 200, 400, 403, 413, and 503 "slow" (the answer deadline).
-Anything else (a 500, an exception out of the app) is a finding.
+Documented outcomes: a delivery, ``Refused`` with 400, 403 or 413, and
+``ContainerError`` (nothing readable: the route answers 400).
 """
 
 from __future__ import annotations
 
-import contextlib
 from urllib.parse import quote_from_bytes
 
 from signalfire.coordinator import webhooks
+from signalfire.coordinator.webhooks import Refused, SmsDelivery, parse_form
 from signalfire.modem import container
-from signalfire.modem.pdu import Concat, PduError, encode_udh, parse_udh
+from signalfire.modem.pdu import Concat, encode_udh
 
 from ..common import Finding, fields, framed, sample_packets
-from ..coord import IMEI, PHONE, SBD_TOKEN, SMS_TOKEN, AppClient
+from ..coord import IMEI, PHONE
 
-ALLOWED = (PduError,)  # from parse_udh, called directly in mode 5
-_CLIENT: AppClient | None = None
-SBD = f"/api/v1/sbd/rockblock/{SBD_TOKEN}"
-SMS = f"/api/v1/sms/kannel/{SMS_TOKEN}"
-_FORM = {"content-type": "application/x-www-form-urlencoded"}
+ALLOWED = (Refused, container.ContainerError)
 
 
-def _client() -> AppClient:
-    global _CLIENT
-    if _CLIENT is None:
-        _CLIENT = AppClient()
-    _CLIENT.tick()
-    return _CLIENT
+def _form(values: dict[str, bytes]) -> bytes:
+    return "&".join(f"{k}={quote_from_bytes(v)}" for k, v in values.items()).encode()
 
 
-def _form(fields: dict[str, bytes]) -> bytes:
-    return "&".join(f"{k}={quote_from_bytes(v)}" for k, v in fields.items()).encode()
-
-
-def _check(status: int, body: bytes) -> None:
-    if status in (200, 400, 403, 413):
+def _unpack(payload: bytes) -> None:
+    try:
+        unpacked = container.decode(payload)
+    except container.ContainerError:
         return
-    if status == 503 and b'"slow"' in body:
-        return
-    raise Finding(f"webhook answered {status}: {body[:300]!r}")
+    if unpacked.error is None and not unpacked.packets:
+        raise Finding("a container with no packets and no error")
 
 
-def _post(path: str, content: bytes, query: str = "") -> None:
-    url = path + ("?" + query if query else "")
-    r = _client().request("POST", url, content=content, headers=_FORM)
-    _check(r.status_code, r.content)
+def _read(read: object, query: str, body: bytes) -> object | None:
+    try:
+        fields_ = parse_form(query, body)
+        if read is webhooks.read_rockblock:
+            return webhooks.read_rockblock(fields_, {IMEI})
+        return webhooks.read_kannel(fields_, {PHONE})
+    except Refused as exc:
+        if exc.status not in (400, 403, 413):
+            raise Finding(f"refused with {exc.status}: {exc.message}") from exc
+        return None
 
 
-def _helpers(rest: bytes) -> None:
-    text = rest.decode("latin-1")
-    webhooks._rockblock_time(text)
-    webhooks._kannel_time(text)
-    webhooks.normalize_number(text)
-    with contextlib.suppress(*ALLOWED):
-        parse_udh(rest)
+def _sbd(query: str, body: bytes) -> None:
+    delivery = _read(webhooks.read_rockblock, query, body)
+    if isinstance(delivery, webhooks.SbdDelivery):
+        if len(delivery.payload) > container.SBD_MO_MAX:
+            raise Finding(f"accepted {len(delivery.payload)} bytes of SBD data")
+        _unpack(delivery.payload)
+
+
+def _sms(query: str, body: bytes) -> SmsDelivery | None:
+    delivery = _read(webhooks.read_kannel, query, body)
+    if not isinstance(delivery, SmsDelivery):
+        return None
+    if delivery.concat is None or delivery.concat.total == 1:
+        _unpack(delivery.data)
+    return delivery
 
 
 def test_one_input(data: bytes) -> None:
@@ -75,7 +80,7 @@ def test_one_input(data: bytes) -> None:
         return
     mode, rest = data[0] % 6, data[1:]
     if mode == 0:
-        _post(SBD, rest)
+        _sbd("", rest)
     elif mode == 1:
         imei, momsn, when, payload = fields(rest, 4)
         form = {
@@ -84,23 +89,32 @@ def test_one_input(data: bytes) -> None:
             "data": payload.hex().encode(),
             "transmit_time": when,
         }
-        _post(SBD, _form(form))
+        _sbd("", _form(form))
     elif mode == 2:
         # Percent-encoded as an HTTP client sends it; the structure characters stay.
-        _post(SMS, b"", quote_from_bytes(rest, safe="=&%+;"))
+        _sms(quote_from_bytes(rest, safe="=&%+;"), b"")
     elif mode == 3:
         udh, coding, when, payload = fields(rest, 4)
         form = {"from": PHONE.encode(), "udh": udh, "data": payload, "coding": coding, "time": when}
-        _post(SMS, _form(form))
+        _sms("", _form(form))
     elif mode == 4:
         ref, total = (rest[:2] + b"\0\0")[:2]
         parts = fields(rest[2:], 4)
         count = total % 4 + 1
-        for seq in range(1, count + 1):
+        got: dict[int, bytes] = {}
+        for seq in range(count, 0, -1):  # last part first: reassembly goes by number
             udh = encode_udh(Concat(ref, count, seq))
-            _post(SMS, _form({"from": PHONE.encode(), "udh": udh, "data": parts[seq - 1] or b"\0"}))
+            body = _form({"from": PHONE.encode(), "udh": udh, "data": parts[seq - 1] or b"\0"})
+            delivery = _sms("", body)
+            if delivery is not None and delivery.concat is not None:
+                got[delivery.concat.seq] = delivery.data
+        if len(got) == count:
+            _unpack(b"".join(got[seq] for seq in sorted(got)))
     else:
-        _helpers(rest)
+        text = rest.decode("latin-1")
+        webhooks._rockblock_time(text)
+        webhooks._kannel_time(text)
+        webhooks.normalize_number(text)
 
 
 def seeds() -> list[bytes]:

@@ -116,6 +116,22 @@ def test_rejections_count_all_and_keep_few_samples(store: CoordinatorStore) -> N
     assert [s["raw"] for s in samples] == [bytes([n]) for n in range(7, 12)]  # the newest five
 
 
+def test_rejections_of_a_batch_count_in_one_call(store: CoordinatorStore) -> None:
+    gw = "bb" * 8
+    with store.transaction() as tx:
+        tx.count_rejection(gw, "truncated", "f" * 32, b"old", "short", NOW, 3)
+    junk = [("truncated", f"{n:032x}", bytes([n]), "short") for n in range(40)]
+    junk += [("bad-signature", "e" * 32, b"forged", "forged")]
+    with store.transaction() as tx:
+        tx.count_rejections(gw, junk, NOW + 1, 3)
+    with store.transaction(write=False) as tx:
+        assert tx.rejection_counts() == {(gw, "truncated"): 41, (gw, "bad-signature"): 1}
+        truncated = tx.rejection_samples(gw, "truncated")
+        forged = tx.rejection_samples(gw, "bad-signature")
+    assert [s["raw"] for s in truncated] == [bytes([n]) for n in range(37, 40)]
+    assert [s["raw"] for s in forged] == [b"forged"]
+
+
 def test_gateways_enrol_once_and_revoke(store: CoordinatorStore) -> None:
     public = wire.ed25519_public_bytes(Ed25519PrivateKey.generate())
     row, new = store.add_gateway(public, "hilltop", NOW, actor="test")

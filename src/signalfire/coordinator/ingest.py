@@ -164,6 +164,8 @@ class _Run:
     # origin -> (report id, rx_time) of attested reports stored or about to be
     origins: dict[str, tuple[str, int]] = field(default_factory=dict)
     revoked: dict[str, float] | None = None  # sender -> since; read once per batch
+    # (code, packet id, raw, message), counted in a few statements when the batch ends
+    rejections: list[tuple[str, str, bytes, str]] = field(default_factory=list)
 
 
 class Ingestor:
@@ -319,6 +321,8 @@ class Ingestor:
             result=IngestResult(batch_id=batch.batch_id, gateway=gateway),
         )
         self._ingest_items(run)
+        if run.rejections:
+            tx.count_rejections(gateway, run.rejections, now, self.policy.rejection_samples)
         result = run.result
         # A deferred packet must be processed when it is sent again, so such an
         # answer is not the one to repeat.
@@ -585,9 +589,7 @@ class Ingestor:
             tx.add_flags(reused, ReportFlag.SEQ_REUSED)
 
     def _reject(self, run: _Run, packet_id: str, raw: bytes, code: str, message: str) -> None:
-        run.tx.count_rejection(
-            run.gateway, code, packet_id, raw, message, run.now, self.policy.rejection_samples
-        )
+        run.rejections.append((code, packet_id, raw, message))
         run.result.rejected.append((packet_id, code))
 
     # -- keyring and pending --------------------------------------------------

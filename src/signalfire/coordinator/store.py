@@ -911,40 +911,63 @@ class StoreTx:
         now: float,
         keep_samples: int,
     ) -> None:
-        stmt = _insert(self.conn, rejections).values(
-            gateway_key_id=gateway, code=code, count=1, first_at=now, last_at=now
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["gateway_key_id", "code"],
-            set_={"count": rejections.c.count + 1, "last_at": now},
-        )
-        self.conn.execute(stmt)
-        if keep_samples <= 0:
-            return
-        self.conn.execute(
-            sa.insert(rejection_samples).values(
-                gateway_key_id=gateway,
-                code=code,
-                packet_id=packet_id,
-                raw=raw,
-                message=message[:500],
-                at=now,
+        self.count_rejections(gateway, [(code, packet_id, raw, message)], now, keep_samples)
+
+    def count_rejections(
+        self,
+        gateway: str,
+        rejected: Sequence[tuple[str, str, bytes, str]],
+        now: float,
+        keep_samples: int,
+    ) -> None:
+        """Count (code, packet id, raw, message) rejections of one gateway; keep a few samples.
+
+        A few statements per code whatever the number: a batch of junk must cost about
+        what a batch of reports costs, not three statements per packet.
+        """
+        by_code: dict[str, list[tuple[str, str, bytes, str]]] = {}
+        for item in rejected:
+            by_code.setdefault(item[0], []).append(item)
+        for code in sorted(by_code):  # one order for every writer (PostgreSQL row locks)
+            items = by_code[code]
+            stmt = _insert(self.conn, rejections).values(
+                gateway_key_id=gateway, code=code, count=len(items), first_at=now, last_at=now
             )
-        )
-        # Keep only the newest few: samples help an operator see what is being
-        # sent, and a flood of junk must not grow the database.
-        same = sa.and_(
-            rejection_samples.c.gateway_key_id == gateway, rejection_samples.c.code == code
-        )
-        newest = (
-            sa.select(rejection_samples.c.id)
-            .where(same)
-            .order_by(rejection_samples.c.id.desc())
-            .limit(keep_samples)
-        )
-        self.conn.execute(
-            sa.delete(rejection_samples).where(same, rejection_samples.c.id.not_in(newest))
-        )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["gateway_key_id", "code"],
+                set_={"count": rejections.c.count + len(items), "last_at": now},
+            )
+            self.conn.execute(stmt)
+            if keep_samples <= 0:
+                continue
+            self.conn.execute(
+                sa.insert(rejection_samples),
+                [
+                    {
+                        "gateway_key_id": gateway,
+                        "code": code,
+                        "packet_id": packet_id,
+                        "raw": raw,
+                        "message": message[:500],
+                        "at": now,
+                    }
+                    for _, packet_id, raw, message in items[-keep_samples:]
+                ],
+            )
+            # Keep only the newest few: samples help an operator see what is being
+            # sent, and a flood of junk must not grow the database.
+            same = sa.and_(
+                rejection_samples.c.gateway_key_id == gateway, rejection_samples.c.code == code
+            )
+            newest = (
+                sa.select(rejection_samples.c.id)
+                .where(same)
+                .order_by(rejection_samples.c.id.desc())
+                .limit(keep_samples)
+            )
+            self.conn.execute(
+                sa.delete(rejection_samples).where(same, rejection_samples.c.id.not_in(newest))
+            )
 
     def rejection_counts(self) -> dict[tuple[str, str], int]:
         rows = self.conn.execute(sa.select(rejections))

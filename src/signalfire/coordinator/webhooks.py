@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,7 +46,7 @@ from starlette.requests import ClientDisconnect
 
 from signalfire import batch as batchfmt
 from signalfire.modem import container
-from signalfire.modem.pdu import PduError, parse_udh
+from signalfire.modem.pdu import Concat, PduError, parse_udh
 
 from .config import SbdSettings, SmsSettings
 from .ingest import Ingestor
@@ -85,7 +85,9 @@ class Webhooks:
     sms: SmsSettings | None = None
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A webhook request answered with ``status`` and a JSON error: nothing was stored."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -114,21 +116,31 @@ def normalize_number(number: str) -> str:
 
 
 async def _form(request: Request) -> dict[str, bytes]:
-    """Query and urlencoded body fields as bytes (Kannel's %b and %u are binary)."""
+    """Read the body (at most MAX_FORM_BYTES) and parse it with the query."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise _Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
+        raise Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise _Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
+            raise Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
+    return parse_form(request.url.query, bytes(body))
+
+
+def parse_form(query: str, body: bytes) -> dict[str, bytes]:
+    """Query and urlencoded body fields as bytes (Kannel's %b and %u are binary).
+
+    Pure: the webhooks' whole reading of what a stranger sends, fuzzed on its own.
+    """
+    if len(body) > MAX_FORM_BYTES:
+        raise Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
     fields: dict[str, bytes] = {}
-    for text in (request.url.query, bytes(body).decode("latin-1")):
+    for text in (query, body.decode("latin-1")):
         try:
             pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1", max_num_fields=32)
         except ValueError:
-            raise _Refused(400, "bad-form", "too many form fields") from None
+            raise Refused(400, "bad-form", "too many form fields") from None
         for key, value in pairs:
             fields[key] = value.encode("latin-1")
     return fields
@@ -138,12 +150,12 @@ def _text(fields: dict[str, bytes], name: str, required: bool = True) -> str:
     raw = fields.get(name)
     if raw is None:
         if required:
-            raise _Refused(400, "bad-form", f"form field {name!r} is missing")
+            raise Refused(400, "bad-form", f"form field {name!r} is missing")
         return ""
     try:
         return raw.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise _Refused(400, "bad-form", f"form field {name!r} is not ASCII") from None
+        raise Refused(400, "bad-form", f"form field {name!r} is not ASCII") from None
 
 
 def _find_gateway(store: CoordinatorStore, ref: str) -> GatewayRow | None:
@@ -163,10 +175,10 @@ def _active_gateway(store: CoordinatorStore, ref: str, what: str) -> GatewayRow:
     row = _find_gateway(store, ref)
     if row is None:
         log.warning("%s is mapped to gateway %r, which is not enrolled", what, ref)
-        raise _Refused(403, "unknown-gateway", f"{what} belongs to no enrolled gateway")
+        raise Refused(403, "unknown-gateway", f"{what} belongs to no enrolled gateway")
     if not row.active:
         log.warning("%s belongs to revoked gateway key_id=%s", what, row.key_id)
-        raise _Refused(403, "revoked-gateway", f"{what} belongs to a revoked gateway")
+        raise Refused(403, "revoked-gateway", f"{what} belongs to a revoked gateway")
     return row
 
 
@@ -232,6 +244,67 @@ def _kannel_time(text: str) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class SbdDelivery:
+    """One RockBLOCK delivery, checked: the modem, its message number and the bytes."""
+
+    imei: str
+    momsn: int
+    payload: bytes
+    sent_at: float | None
+
+
+def read_rockblock(fields: dict[str, bytes], imeis: Container[str]) -> SbdDelivery:
+    """Check a RockBLOCK form; raises Refused (400, or 403 for an IMEI not in ``imeis``)."""
+    imei = _text(fields, "imei")
+    momsn_text = _text(fields, "momsn")
+    data_hex = _text(fields, "data")
+    transmit_time = _text(fields, "transmit_time", required=False)
+    if not _IMEI_RE.match(imei):
+        raise Refused(400, "bad-form", "imei must be 15 digits")
+    if imei not in imeis:
+        raise Refused(403, "unknown-modem", "this IMEI is not allowed to deliver here")
+    if not momsn_text.isdigit() or int(momsn_text) > 0xFFFF:
+        raise Refused(400, "bad-form", "momsn must be a number 0-65535")
+    if not _HEX_RE.match(data_hex) or len(data_hex) > 2 * container.SBD_MO_MAX:
+        raise Refused(400, "bad-form", "data must be hex, at most 340 bytes")
+    return SbdDelivery(
+        imei, int(momsn_text), bytes.fromhex(data_hex), _rockblock_time(transmit_time)
+    )
+
+
+@dataclass(frozen=True)
+class SmsDelivery:
+    """One SMS from the forwarder, checked; ``concat`` says which part it is, if one."""
+
+    sender: str
+    data: bytes
+    concat: Concat | None
+    sent_at: float | None
+
+
+def read_kannel(fields: dict[str, bytes], phones: Container[str]) -> SmsDelivery:
+    """Check a Kannel form; raises Refused (400, or 403 for a number not in ``phones``)."""
+    sender = normalize_number(_text(fields, "from"))
+    udh = fields.get("udh", b"")
+    data = fields.get("data")
+    coding = _text(fields, "coding", required=False)
+    sent_text = _text(fields, "time", required=False)
+    if sender not in phones:
+        raise Refused(403, "unknown-modem", "this number is not allowed to deliver here")
+    if data is None or not data:
+        raise Refused(400, "bad-form", "form field 'data' is missing or empty")
+    if coding and coding != "2":
+        raise Refused(400, "bad-form", f"coding {coding} is not 8-bit data (2)")
+    try:
+        concat = parse_udh(udh)
+    except PduError as exc:
+        raise Refused(400, "bad-udh", str(exc)) from None
+    if len(udh) + len(data) > 140:
+        raise Refused(400, "bad-form", "user data longer than one SMS (140 octets)")
+    return SmsDelivery(sender, data, concat, _kannel_time(sent_text))
+
+
 def webhook_router(
     ingestor: Ingestor,
     hooks: Webhooks,
@@ -253,7 +326,7 @@ async def _answer(work: Callable[[], dict[str, Any]], what: str) -> Response:
     """Run ``work`` off the event loop and answer within ANSWER_WITHIN_S."""
     try:
         result = await asyncio.wait_for(run_in_threadpool(work), ANSWER_WITHIN_S)
-    except _Refused as exc:
+    except Refused as exc:
         return _error(exc.status, exc.code, exc.message)
     except container.ContainerError as exc:
         log.warning("%s: unreadable container: %s", what, exc.message)
@@ -280,27 +353,18 @@ def _sbd_route(
             return _error(403, "forbidden", "wrong webhook secret")
         try:
             fields = await _form(request)
-            imei = _text(fields, "imei")
-            momsn_text = _text(fields, "momsn")
-            data_hex = _text(fields, "data")
-            # Inside the try: a non-ASCII optional field is a 400 too, not a 500.
-            transmit_time = _text(fields, "transmit_time", required=False)
-        except _Refused as exc:
+            delivery = read_rockblock(fields, imeis)
+        except Refused as exc:
+            if exc.status == 403:  # the IMEI passed the 15-digit check: safe to log
+                log.info(
+                    "rockblock webhook: imei %s is not on the allow-list", _text(fields, "imei")
+                )
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
             return Response(status_code=400)
-        if not _IMEI_RE.match(imei):
-            return _error(400, "bad-form", "imei must be 15 digits")
-        if imei not in imeis:
-            log.info("rockblock webhook: imei %s is not on the allow-list", imei)
-            return _error(403, "unknown-modem", "this IMEI is not allowed to deliver here")
-        if not momsn_text.isdigit() or int(momsn_text) > 0xFFFF:
-            return _error(400, "bad-form", "momsn must be a number 0-65535")
-        if not _HEX_RE.match(data_hex) or len(data_hex) > 2 * container.SBD_MO_MAX:
-            return _error(400, "bad-form", "data must be hex, at most 340 bytes")
-        momsn = int(momsn_text)
-        payload = bytes.fromhex(data_hex)
-        sent_at = _rockblock_time(transmit_time)
+        imei, momsn, payload, sent_at = (
+            delivery.imei, delivery.momsn, delivery.payload, delivery.sent_at
+        )  # fmt: skip
         what = f"sbd imei={imei} momsn={momsn}"
 
         def work() -> dict[str, Any]:
@@ -337,29 +401,17 @@ def _sms_route(
             return _error(403, "forbidden", "wrong webhook secret")
         try:
             fields = await _form(request)
-            sender = normalize_number(_text(fields, "from"))
-            udh = fields.get("udh", b"")
-            data = fields.get("data")
-            coding = _text(fields, "coding", required=False)
-            sent_text = _text(fields, "time", required=False)
-        except _Refused as exc:
+            delivery = read_kannel(fields, phones)
+        except Refused as exc:
+            if exc.status == 403:  # normalize_number leaves no whitespace to forge lines with
+                number = normalize_number(_text(fields, "from"))
+                log.info("sms webhook: number %r is not on the allow-list", number)
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
             return Response(status_code=400)
-        if sender not in phones:
-            log.info("sms webhook: number %s is not on the allow-list", sender)
-            return _error(403, "unknown-modem", "this number is not allowed to deliver here")
-        if data is None or not data:
-            return _error(400, "bad-form", "form field 'data' is missing or empty")
-        if coding and coding != "2":
-            return _error(400, "bad-form", f"coding {coding} is not 8-bit data (2)")
-        try:
-            concat = parse_udh(udh)
-        except PduError as exc:
-            return _error(400, "bad-udh", str(exc))
-        if len(udh) + len(data) > 140:
-            return _error(400, "bad-form", "user data longer than one SMS (140 octets)")
-        sent_at = _kannel_time(sent_text)
+        sender, data, concat, sent_at = (
+            delivery.sender, delivery.data, delivery.concat, delivery.sent_at
+        )  # fmt: skip
         what = f"sms from={sender}"
 
         def work() -> dict[str, Any]:
