@@ -338,6 +338,15 @@ def test_page_and_assets_are_public_with_a_strict_policy(tmp_path: Any) -> None:
         assert anon.get("/static/../accounts.py").status_code == 404
         assert anon.get("/api/v1/health").json() == {"ok": True}
         assert anon.get("/api/v1/config").status_code == 401
+        # Every answer carries the same protections, errors and API answers included.
+        answers = [anon.get(p) for p in ("/api/v1/health", "/api/v1/config", "/nowhere")]
+        answers += [page, anon.post("/api/v1/session", content=b"{")]
+        for answer in answers:
+            assert answer.headers["x-content-type-options"] == "nosniff", answer.url
+            assert answer.headers["x-frame-options"] == "DENY", answer.url
+            assert answer.headers["referrer-policy"] == "no-referrer", answer.url
+        assert anon.get("/api/v1/config").headers["cache-control"] == "no-store"
+        assert "content-security-policy" in anon.get("/nowhere").headers
     finally:
         live.stop()
 

@@ -38,7 +38,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signalfire import __version__, wire
 from signalfire.errors import SignalfireError
@@ -188,6 +190,38 @@ def _content_security_policy(tile_url: str | None) -> str:
     )
 
 
+class _SecurityHeaders:
+    """Headers on every answer, errors included; plain ASGI so that streams pass untouched.
+
+    (Starlette's ``@app.middleware("http")`` would wrap each request in a task group and
+    memory streams: a third of a small request's cost, and a detour for SSE.)
+    """
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = str(scope.get("path", "")).startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if api:
+                    headers.setdefault("Cache-Control", "no-store")
+                else:
+                    headers.setdefault("Content-Security-Policy", self.csp)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_coordinator_app(
     *,
     ingestor: Ingestor,
@@ -263,19 +297,7 @@ def create_coordinator_app(
         message = "not found" if status == 404 else str(exc.detail)
         return _error_response(status, code, message, {})
 
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        else:
-            response.headers.setdefault("Content-Security-Policy", csp)
-        return response
+    app.add_middleware(_SecurityHeaders, csp=csp)
 
     # -- authentication -------------------------------------------------------
 
