@@ -9,6 +9,7 @@ shows.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -105,6 +106,34 @@ def test_headless_demo_summary_matches_what_was_stored(tmp_path: Path) -> None:
     assert "sfs_" not in logs and "sft_" not in logs
     password = res.stdout.split("password ", 1)[1].split()[0]
     assert password not in logs
+    secrets = _private_secrets(workdir)
+    assert len(secrets) >= 30  # the network key, two gateways', thirty civilians' at least
+    leaked = [s for s in secrets if s in logs]
+    assert not leaked, f"{len(leaked)} private key forms appear in the logs"
+
+
+def _private_secrets(root: Path) -> set[str]:
+    """Every private key under ``root`` as hex, base64 and PEM lines; sender states' strings."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = serialization.Encoding.Raw
+    found: set[str] = set()
+    for path in root.rglob("*"):
+        if not path.is_file() or path.suffix in (".db", ".sqlite", ".log", ".png"):
+            continue
+        data = path.read_bytes()
+        if b"PRIVATE KEY-----" in data:
+            key: Any = serialization.load_pem_private_key(data, password=None)
+            secret = key.private_bytes(raw, serialization.PrivateFormat.Raw,
+                                       serialization.NoEncryption())  # fmt: skip
+            found |= {secret.hex(), base64.b64encode(secret).decode().rstrip("=")}
+            found |= {base64.urlsafe_b64encode(secret).decode().rstrip("=")}
+            found |= {line for line in data.decode().splitlines() if "-----" not in line}
+        elif path.name.endswith(".state"):
+            # The key tree's nodes: from them come every future message key of the sender.
+            for enrolment in json.loads(data)["enrolments"].values():
+                found |= {node[2] for node in enrolment["nodes"]}
+    return found
 
 
 @pytest.mark.slow
