@@ -47,11 +47,31 @@ def _ago(ts: float | None, now: float) -> str:
     if ts is None:
         return "never"
     seconds = int(now - ts)
+    if seconds < -1:
+        # A Raspberry Pi has no clock battery: cut off from NTP it boots at the last
+        # time it saved, and the store then holds times "from the future".
+        return f"{_span(-seconds)} in the future (check the clock)"
+    return f"{_span(max(seconds, 0))} ago"
+
+
+def _span(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} s ago"
+        return f"{seconds} s"
     if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
+        return f"{seconds // 60} min"
+    if seconds < 3 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _last_error(state: dict[str, Any], now: float) -> str:
+    error, at = state.get("last_error"), state.get("last_error_at")
+    if not error:
+        return "-"
+    success = state.get("last_success")
+    # The last failure stays on record; say when the uplink has worked since.
+    later = isinstance(success, int | float) and isinstance(at, int | float) and success > at
+    return f"{error} ({_ago(at, now)}{', then recovered' if later else ''})"
 
 
 @gateway.command("status")
@@ -100,9 +120,7 @@ def gateway_status(config_path: Path, as_json: bool) -> None:
             str(up.get("rejected", 0)),
             _ago(up.get("oldest_pending_received_at"), now),
             _ago(st.get("last_success"), now),
-            f"{st.get('last_error') or '-'} ({_ago(st.get('last_error_at'), now)})"
-            if st.get("last_error")
-            else "-",
+            _last_error(st, now),
         )
     console.print(table)
     packets = stats.get("packets", {})
