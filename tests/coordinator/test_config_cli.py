@@ -352,3 +352,52 @@ def test_sender_revoke_and_list(site: tuple[Path, NetworkProfile, Identity]) -> 
     assert "revoked 0123456789abcdef from 2026-11-28T09:00:00Z; flagged 0" in done.output
     listed = runner.invoke(coordinator, ["sender", "revoked", "--config", cfg, "--json"])
     assert json.loads(listed.output) == {"0123456789abcdef": 1795856400.0}
+
+
+def test_webhook_tables_are_checked(site: tuple[Path, NetworkProfile, Identity]) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    root, _, _ = site
+    cfg_path = root / "coordinator.toml"
+    base = cfg_path.read_text()
+    (root / "sbd-token").write_text("s" * 32 + "\n")
+    (root / "sms-token").write_text("m" * 32 + "\n")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (root / "gc.pem").write_bytes(rsa_pem.public_bytes(serialization.Encoding.PEM, public))
+    ed_key = ed25519.Ed25519PrivateKey.generate().public_key()
+    (root / "ed.pem").write_bytes(ed_key.public_bytes(serialization.Encoding.PEM, public))
+    tables = """
+[sbd]
+token_file = "sbd-token"
+jwt_public_key = "{pem}"
+[[sbd.modems]]
+imei = "300434063480220"
+gateway = "hill-school"
+[sms]
+token_file = "sms-token"
+part_ttl_hours = 12
+[[sms.phones]]
+number = "+37491000001"
+gateway = "hill-school"
+"""
+    cfg_path.write_text(base + tables.format(pem="gc.pem"))
+    cfg = load_config(cfg_path)
+    assert cfg.sbd is not None and cfg.sms is not None
+    assert cfg.sbd.token == "s" * 32 and cfg.sbd.modems == (("300434063480220", "hill-school"),)
+    assert cfg.sbd.jwt_key == (root / "gc.pem").read_bytes()
+    assert cfg.sms.phones == (("+37491000001", "hill-school"),) and cfg.sms.part_ttl_s == 43_200
+    assert "s" * 32 not in repr(cfg.sbd)  # the secret stays out of reprs (and so of logs)
+
+    cfg_path.write_text(base + tables.format(pem="ed.pem"))
+    with pytest.raises(ConfigError, match=r"\[sbd\].jwt_public_key: .* not usable"):
+        load_config(cfg_path)
+    (root / "sbd-token").write_text("short\n")
+    cfg_path.write_text(base + tables.format(pem="nowhere.pem").replace("300434063480220", "12"))
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_path)
+    text = str(info.value)
+    for needle in ("[sbd].token_file", "[sbd].jwt_public_key", "[sbd.modems #1].imei"):
+        assert needle in text, needle
+    assert "short" not in text  # a wrong secret is not echoed either

@@ -5,11 +5,15 @@ Each test runs against SQLite and PostgreSQL (the ``world`` fixture).
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from urllib.parse import quote_from_bytes
 
 import pytest
 from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.testclient import TestClient
 
 from signalfire import wire
@@ -169,3 +173,74 @@ def test_sms_single_message_and_refusals(world: World, client: TestClient) -> No
     assert client.get(f"/api/v1/sms/kannel/{'c' * 36}" + kannel(one)).status_code == 403
     assert client.get(SMS + kannel(one, udh=b"\x05\x00\x03\x01\x02")).status_code == 400
     assert client.get(SMS + kannel(b"\x01" * 10)).status_code == 400
+
+
+def test_rockblock_json_delivery_is_read_like_the_form(world: World, client: TestClient) -> None:
+    # RockBLOCK's "HTTP_JSON" delivery: the same fields in a JSON object (momsn a number).
+    who = world.sender()
+    data = container.encode([who.announcement, who.report()])
+    body = rockblock(data, momsn=31) | {"momsn": 31, "iridium_cep": 5.0}
+    answer = client.post(SBD, json=body)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["stored"]) == 2
+    for junk in (b"[1, 2]", b"{", b"[" * 100_000 + b"]" * 100_000, b'{"imei": 3e999}'):
+        refused = client.post(
+            SBD, content=junk[:8000], headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 400, (junk[:20], refused.text)
+
+
+def _jwt(claims: dict[str, str], key: rsa.RSAPrivateKey, alg: str = "RS256") -> str:
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    signed = b64(json.dumps({"alg": alg}).encode()) + "." + b64(json.dumps(claims).encode())
+    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signed + "." + b64(signature)
+
+
+def test_with_ground_controls_key_only_what_the_jwt_signs_is_read(world: World) -> None:
+    ground_control = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = ground_control.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    store = world.store()
+    app = create_coordinator_app(
+        ingestor=world.ingestor(store),
+        feed=Feed(store, FeedSettings()),
+        accounts=Accounts(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024)),
+        webhooks=Webhooks(sbd=SbdSettings(token=SBD_TOKEN, modems=((IMEI, "gw1"),), jwt_key=pem)),
+        wall_clock=lambda: NOW,
+    )
+    who = world.sender()
+    data = container.encode([who.announcement, who.report()])
+    signed = rockblock(data, momsn=40)
+    try:
+        with TestClient(app) as client:
+            # The unsigned fields say something else: only the claims count.
+            forged = container.encode([world.sender().announcement])
+            good = rockblock(forged, momsn=41) | {"JWT": _jwt(signed, ground_control)}
+            answer = client.post(SBD, data=good)
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["stored"]) == 2
+            as_json = client.post(SBD, json={"JWT": _jwt(signed, ground_control)})
+            assert as_json.status_code == 200 and as_json.json()["stored"]  # a retry: same ids
+            refusals = {
+                "missing": rockblock(data, momsn=42),
+                "other key": rockblock(data) | {"JWT": _jwt(signed, stranger)},
+                "alg none": rockblock(data) | {"JWT": _jwt(signed, ground_control, "none")},
+                "garbage": rockblock(data) | {"JWT": "a.b.c"},
+                "two parts": rockblock(data) | {"JWT": "e30.e30"},
+            }
+            for what, form in refusals.items():
+                refused = client.post(SBD, data=form)
+                assert refused.status_code == 403, what
+                assert refused.json()["error"] == "bad-jwt", what
+            header, _, signature = _jwt(signed, ground_control).split(".")
+            other = json.dumps(signed | {"momsn": "9"}).encode()
+            claims = base64.urlsafe_b64encode(other).decode().rstrip("=")
+            tampered = f"{header}.{claims}.{signature}"
+            assert client.post(SBD, data={"JWT": tampered}).status_code == 403
+    finally:
+        store.close()

@@ -63,7 +63,7 @@ _SECTIONS = {
         "session_expiry_hours",
         "keepalive",
     },
-    "sbd": {"token_file", "modems"},
+    "sbd": {"token_file", "modems", "jwt_public_key"},
     "sms": {"token_file", "phones", "part_ttl_hours"},
 }
 _IMEI_RE = re.compile(r"^[0-9]{15}$")
@@ -140,6 +140,7 @@ class SbdSettings:
 
     token: str = field(repr=False)  # the secret in the delivery URL; never logged
     modems: tuple[tuple[str, str], ...] = ()  # (IMEI, gateway name or key id)
+    jwt_key: bytes | None = field(default=None, repr=False)  # Ground Control's PEM, if set
 
 
 @dataclass(frozen=True)
@@ -600,7 +601,34 @@ def _sbd(r: _Reader) -> SbdSettings:
             "[sbd] needs at least one [[sbd.modems]] entry (imei = the modem's 15-digit IMEI, "
             "gateway = the name of a gateway in [[gateways]])"
         )
-    return SbdSettings(token=token, modems=modems)
+    return SbdSettings(token=token, modems=modems, jwt_key=_jwt_key(r, t))
+
+
+def _jwt_key(r: _Reader, table: dict[str, Any]) -> bytes | None:
+    path = r.path_setting(
+        table,
+        "sbd",
+        "jwt_public_key",
+        required=False,
+        hint="save Ground Control's RockBLOCK webhook public key (PEM) into that file",
+    )
+    if path is None:
+        return None
+    from .webhooks import load_rockblock_key
+
+    try:
+        pem = path.read_bytes()
+        load_rockblock_key(pem)
+    except OSError as exc:
+        r.problems.append(f"[sbd].jwt_public_key: cannot read {path}: {exc.strerror}")
+        return None
+    except (ValueError, TypeError) as exc:
+        r.problems.append(
+            f"[sbd].jwt_public_key: {path} is not usable ({exc}); it must hold the PEM "
+            "'-----BEGIN PUBLIC KEY-----' block from the RockBLOCK webhook documentation"
+        )
+        return None
+    return pem
 
 
 def _sms(r: _Reader) -> SmsSettings:

@@ -25,9 +25,12 @@ within ``ANSWER_WITHIN_S`` whatever happens.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
@@ -38,6 +41,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -125,25 +132,88 @@ async def _form(request: Request) -> dict[str, bytes]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
-    return parse_form(request.url.query, bytes(body))
+    return parse_form(request.url.query, bytes(body), request.headers.get("content-type", ""))
 
 
-def parse_form(query: str, body: bytes) -> dict[str, bytes]:
-    """Query and urlencoded body fields as bytes (Kannel's %b and %u are binary).
+def parse_form(query: str, body: bytes, content_type: str = "") -> dict[str, bytes]:
+    """Query and body fields as bytes (Kannel's %b and %u are binary).
 
+    The body is urlencoded, or a JSON object when ``content_type`` says so (RockBLOCK's
+    "HTTP_JSON" delivery): its scalar members become fields, as text.
     Pure: the webhooks' whole reading of what a stranger sends, fuzzed on its own.
     """
     if len(body) > MAX_FORM_BYTES:
         raise Refused(413, "too-large", f"a form may be at most {MAX_FORM_BYTES} bytes")
+    json_body = content_type.split(";")[0].strip().lower() == "application/json"
     fields: dict[str, bytes] = {}
-    for text in (query, body.decode("latin-1")):
+    for text in (query, "" if json_body else body.decode("latin-1")):
         try:
             pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1", max_num_fields=32)
         except ValueError:
             raise Refused(400, "bad-form", "too many form fields") from None
         for key, value in pairs:
             fields[key] = value.encode("latin-1")
+    if json_body:
+        fields.update(_json_fields(body, "body"))
     return fields
+
+
+def _json_fields(data: bytes, what: str) -> dict[str, bytes]:
+    """A flat JSON object's scalar members as fields (nested members are ignored)."""
+    try:
+        # RecursionError: deep nesting; ValueError: bad JSON, bad UTF-8, huge integers.
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise Refused(400, "bad-form", f"the {what} is not JSON") from None
+    if not isinstance(value, dict) or len(value) > 64:
+        raise Refused(400, "bad-form", f"the {what} must be a JSON object of at most 64 members")
+    fields: dict[str, bytes] = {}
+    for key, member in value.items():
+        if isinstance(member, bool):
+            text = "true" if member else "false"
+        elif isinstance(member, str | int | float):
+            text = str(member)
+        else:
+            continue
+        fields[key] = text.encode("utf-8", "surrogatepass")
+    return fields
+
+
+def _b64url(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raise Refused(403, "bad-jwt", "the JWT is not base64url") from None
+
+
+def rockblock_claims(token: str, key: RSAPublicKey) -> dict[str, bytes]:
+    """The fields a RockBLOCK JWT signs, once its RS256 signature checks out with ``key``.
+
+    Ground Control signs every delivery (the "JWT" field) with its RSA key; with that
+    key configured, the delivery's own fields are not trusted at all, only the claims.
+    Raises Refused(403) for a missing, malformed or forged token.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_FORM_BYTES:
+        raise Refused(403, "bad-jwt", "the JWT must be three base64url parts")
+    header_b64, claims_b64, signature_b64 = parts
+    try:
+        header = json.loads(_b64url(header_b64))
+    except (ValueError, RecursionError):
+        raise Refused(403, "bad-jwt", "the JWT header is not JSON") from None
+    # Only the algorithm we expect: a token must not choose its own check ("none", HS256).
+    if not isinstance(header, dict) or header.get("alg") != "RS256":
+        raise Refused(403, "bad-jwt", "the JWT must be signed with RS256")
+    try:
+        key.verify(
+            _b64url(signature_b64),
+            f"{header_b64}.{claims_b64}".encode("ascii", "replace"),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except InvalidSignature:
+        raise Refused(403, "bad-jwt", "the JWT signature does not verify") from None
+    return _json_fields(_b64url(claims_b64), "JWT's claims")
 
 
 def _text(fields: dict[str, bytes], name: str, required: bool = True) -> str:
@@ -254,8 +324,18 @@ class SbdDelivery:
     sent_at: float | None
 
 
-def read_rockblock(fields: dict[str, bytes], imeis: Container[str]) -> SbdDelivery:
-    """Check a RockBLOCK form; raises Refused (400, or 403 for an IMEI not in ``imeis``)."""
+def read_rockblock(
+    fields: dict[str, bytes], imeis: Container[str], jwt_key: RSAPublicKey | None = None
+) -> SbdDelivery:
+    """Check a RockBLOCK form; raises Refused (400, or 403 for an IMEI not in ``imeis``).
+
+    With ``jwt_key``, only what the delivery's JWT signs is read (403 without a valid one).
+    """
+    if jwt_key is not None:
+        token = fields.get("JWT")
+        if not token:
+            raise Refused(403, "bad-jwt", "a signed JWT is required and missing")
+        fields = rockblock_claims(token.decode("latin-1"), jwt_key)
     imei = _text(fields, "imei")
     momsn_text = _text(fields, "momsn")
     data_hex = _text(fields, "data")
@@ -263,7 +343,7 @@ def read_rockblock(fields: dict[str, bytes], imeis: Container[str]) -> SbdDelive
     if not _IMEI_RE.match(imei):
         raise Refused(400, "bad-form", "imei must be 15 digits")
     if imei not in imeis:
-        raise Refused(403, "unknown-modem", "this IMEI is not allowed to deliver here")
+        raise Refused(403, "unknown-modem", f"IMEI {imei} is not on the allow-list")
     if not momsn_text.isdigit() or int(momsn_text) > 0xFFFF:
         raise Refused(400, "bad-form", "momsn must be a number 0-65535")
     if not _HEX_RE.match(data_hex) or len(data_hex) > 2 * container.SBD_MO_MAX:
@@ -303,6 +383,14 @@ def read_kannel(fields: dict[str, bytes], phones: Container[str]) -> SmsDelivery
     if len(udh) + len(data) > 140:
         raise Refused(400, "bad-form", "user data longer than one SMS (140 octets)")
     return SmsDelivery(sender, data, concat, _kannel_time(sent_text))
+
+
+def load_rockblock_key(pem: bytes) -> RSAPublicKey:
+    """Ground Control's JWT key from its PEM; ValueError if not an RSA key of 2048+ bits."""
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
+        raise ValueError("not an RSA public key of at least 2048 bits")
+    return key
 
 
 def webhook_router(
@@ -345,6 +433,7 @@ def _sbd_route(
     router: APIRouter, ingestor: Ingestor, cfg: SbdSettings, wall_clock: Callable[[], float]
 ) -> None:
     imeis = dict(cfg.modems)
+    jwt_key = load_rockblock_key(cfg.jwt_key) if cfg.jwt_key else None
 
     @router.post("/api/v1/sbd/rockblock/{token}")
     async def rockblock(token: str, request: Request) -> Response:
@@ -353,12 +442,12 @@ def _sbd_route(
             return _error(403, "forbidden", "wrong webhook secret")
         try:
             fields = await _form(request)
-            delivery = read_rockblock(fields, imeis)
+            delivery = read_rockblock(fields, imeis, jwt_key)
         except Refused as exc:
-            if exc.status == 403:  # the IMEI passed the 15-digit check: safe to log
-                log.info(
-                    "rockblock webhook: imei %s is not on the allow-list", _text(fields, "imei")
-                )
+            if exc.code == "unknown-modem":  # names an IMEI that passed the 15-digit check
+                log.info("rockblock webhook: %s", exc.message)
+            elif exc.status == 403:
+                log.warning("rockblock webhook: %s", exc.message)
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
             return Response(status_code=400)
