@@ -12,7 +12,10 @@ Byte 0 picks the input; the rest is cut into fields (common.fields):
   2: Kannel, raw query string;                      3: Kannel, fields (udh,
      coding, time, data);
   4: a concatenated message in up to 4 parts, read and joined;
-  5: the helpers (_rockblock_time, _kannel_time, normalize_number).
+  5: the helpers (_rockblock_time, _kannel_time, normalize_number);
+  6: RockBLOCK, raw JSON body;                      7: RockBLOCK with a JWT key
+     configured: the rest as the claims JSON of a JWT signed by that key (past the
+     signature), or as a raw token (even byte 1).
 
 Documented outcomes: a delivery, ``Refused`` with 400, 403 or 413, and
 ``ContainerError`` (nothing readable: the route answers 400).
@@ -20,7 +23,12 @@ Documented outcomes: a delivery, ``Refused`` with 400, 403 or 413, and
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import quote_from_bytes
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from signalfire.coordinator import webhooks
 from signalfire.coordinator.webhooks import Refused, SmsDelivery, parse_form
@@ -31,6 +39,9 @@ from ..common import Finding, fields, framed, sample_packets
 from ..coord import IMEI, PHONE
 
 ALLOWED = (Refused, container.ContainerError)
+# A key of this process: corpus entries of mode 7 hold claims, signed when they run.
+_JWT_SIGNER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+_JWT_KEY = _JWT_SIGNER.public_key()
 
 
 def _form(values: dict[str, bytes]) -> bytes:
@@ -46,11 +57,13 @@ def _unpack(payload: bytes) -> None:
         raise Finding("a container with no packets and no error")
 
 
-def _read(read: object, query: str, body: bytes) -> object | None:
+def _read(read: object, query: str, body: bytes, content_type: str = "") -> object | None:
     try:
-        fields_ = parse_form(query, body)
+        fields_ = parse_form(query, body, content_type)
         if read is webhooks.read_rockblock:
-            return webhooks.read_rockblock(fields_, {IMEI})
+            return webhooks.read_rockblock(
+                fields_, {IMEI}, _JWT_KEY if content_type == "jwt" else None
+            )
         return webhooks.read_kannel(fields_, {PHONE})
     except Refused as exc:
         if exc.status not in (400, 403, 413):
@@ -58,8 +71,8 @@ def _read(read: object, query: str, body: bytes) -> object | None:
         return None
 
 
-def _sbd(query: str, body: bytes) -> None:
-    delivery = _read(webhooks.read_rockblock, query, body)
+def _sbd(query: str, body: bytes, content_type: str = "") -> None:
+    delivery = _read(webhooks.read_rockblock, query, body, content_type)
     if isinstance(delivery, webhooks.SbdDelivery):
         if len(delivery.payload) > container.SBD_MO_MAX:
             raise Finding(f"accepted {len(delivery.payload)} bytes of SBD data")
@@ -110,11 +123,27 @@ def test_one_input(data: bytes) -> None:
                 got[delivery.concat.seq] = delivery.data
         if len(got) == count:
             _unpack(b"".join(got[seq] for seq in sorted(got)))
-    else:
+    elif mode == 5:
         text = rest.decode("latin-1")
         webhooks._rockblock_time(text)
         webhooks._kannel_time(text)
         webhooks.normalize_number(text)
+    elif mode == 6:
+        _sbd("", rest, "application/json")
+    else:
+        token = _signed(rest[1:]) if rest[:1] and rest[0] % 2 else rest[1:]
+        _sbd("", _form({"JWT": token}), "jwt")
+
+
+def _b64(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+def _signed(claims: bytes) -> bytes:
+    """A JWT over ``claims`` as they are, signed by the configured key, so that the
+    fuzzer reaches what comes after the signature check."""
+    signed = _b64(b'{"alg":"RS256"}') + b"." + _b64(claims)
+    return signed + b"." + _b64(_JWT_SIGNER.sign(signed, padding.PKCS1v15(), hashes.SHA256()))
 
 
 def seeds() -> list[bytes]:
@@ -123,6 +152,7 @@ def seeds() -> list[bytes]:
     sbd = _form({"imei": IMEI.encode(), "momsn": b"7", "data": whole.hex().encode(),
                  "transmit_time": b"26-11-28 04:05:06"})  # fmt: skip
     small = container.encode([p[3]])
+    claims = {"imei": IMEI, "momsn": 8, "data": whole.hex(), "transmit_time": "26-11-28 04:05:06"}
     return [
         b"\0" + sbd,
         b"\1" + framed(b"", b"12", b"26-11-28 04:05:06", whole),
@@ -132,4 +162,7 @@ def seeds() -> list[bytes]:
         b"\4" + bytes([5, 1]) + framed(whole[:130], whole[130:260]),
         b"\5" + b"26-11-28 04:05:06",
         b"\5" + b"0037491 234567",
+        b"\6" + json.dumps(claims).encode(),
+        b"\7\1" + json.dumps(claims).encode(),
+        b"\7\0" + b"eyJhbGciOiJSUzI1NiJ9.e30.e30",
     ]
