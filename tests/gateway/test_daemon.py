@@ -166,6 +166,10 @@ def test_forged_and_junk_packets_are_counted_not_stored(
         (lambda t: t.replace('url = "http://127.0.0.1:9"', 'url = "ftp://x"'), "https://HOST"),
         (lambda t: t.replace("[gateway]", "[gateway\n"), "not valid TOML"),
         (lambda t: t + "[limits]\nper_node_per_minute = 0\n", "at least 1"),
+        (lambda t: t.replace("[radio]", "min_free_md = 5\n[radio]"), "did you mean min_free_mb"),
+        (lambda t: t.replace("timeout_s = 5", "timeout = 5"), "[[uplink]] #1 timeout is not"),
+        (lambda t: t + "[uplinks]\nx = 1\n", "[uplinks] is not a section"),
+        (lambda t: t.replace("[radio]", "keep_delivered_hours = -1\n[radio]"), "0 to 8784"),
     ],
 )
 def test_bad_config_names_the_setting_and_the_fix(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]

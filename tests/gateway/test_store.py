@@ -52,6 +52,8 @@ def test_opens_in_wal_with_full_sync_and_foreign_keys(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        # Deleted rows zeroed on every SQLite build (Debian's default; not everyone's).
+        assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT max(version) FROM schema_version").fetchone()[0] == (
             SCHEMA_VERSION
@@ -507,6 +509,21 @@ def test_purge_keeps_pending_packets(store: GatewayStore) -> None:
     store.mark_done("https", [p.copy_id], T0)
     assert store.purge_delivered(T0 + 10_000, UPLINKS) == 0
     assert store.purge_delivered(T0 + 10_000, ["https"]) == 1
+
+
+def test_purged_packets_leave_no_bytes_in_the_store_files(tmp_path: Path) -> None:
+    """A seized gateway: what was delivered and purged cannot be carved out of its files."""
+    path = tmp_path / "gateway.db"
+    gone, kept = packet(1, sender="mariam-at-the-mill"), packet(2, sender="still-pending")
+    with GatewayStore(path, min_free_bytes=0) as s:
+        s.add_many([gone, kept], ["https"])
+        s.mark_done("https", [gone.copy_id], T0)
+        assert s.purge_delivered(T0 + 10_000, ["https"]) == 1
+        files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        assert b"mariam-at-the-mill" not in files  # the WAL was emptied too, while open
+        assert b"still-pending" in files
+    files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"mariam-at-the-mill" not in files and b"still-pending" in files
 
 
 def test_purge_works_through_many_batches(store: GatewayStore) -> None:

@@ -136,6 +136,49 @@ def gateway_status(config_path: Path, as_json: bool) -> None:
         console.print("counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
 
 
+@gateway.command("purge")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--keep-hours",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Keep what was delivered in the last this many hours (default: keep_delivered_hours "
+    "of gateway.toml; 0: delete everything delivered).",
+)
+def gateway_purge(config_path: Path, keep_hours: float | None) -> None:
+    """Delete packets every uplink has delivered; undelivered ones always stay.
+
+    The running gateway does this every 10 minutes for what is older than
+    keep_delivered_hours. Run it by hand with --keep-hours 0 when the gateway may be
+    seized: what the coordinators already have is then gone from this machine, its
+    bytes zeroed in the store's files. Safe while the gateway runs.
+    """
+    from .store import GatewayStore, StoreError
+
+    try:
+        config = load_config(config_path)
+        if not config.store_path.exists():
+            raise GatewayCliError(f"no store at {config.store_path} yet: nothing to purge")
+        names = [u.name for u in config.uplinks]
+        if not names:
+            raise GatewayCliError(
+                "gateway.toml has no [[uplink]]: nothing can have been delivered, nothing goes"
+            )
+        keep_s = config.keep_delivered_s if keep_hours is None else keep_hours * 3600
+        store = GatewayStore(config.store_path)
+        try:
+            deleted = store.purge_delivered(time.time() - keep_s, names)
+            left = store.stats(time.time())["packets"]["total"]
+        finally:
+            store.close()
+    except (SignalfireError, StoreError) as exc:
+        raise GatewayCliError(str(exc)) from None
+    click.echo(
+        f"deleted {deleted} packets delivered on every uplink ({', '.join(names)}) more than "
+        f"{keep_s / 3600:g} h ago; {left} stay (undelivered, or delivered since)"
+    )
+
+
 def _loads(text: object) -> dict[str, Any]:
     if isinstance(text, dict):
         return text

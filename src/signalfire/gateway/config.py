@@ -14,6 +14,26 @@ from ..radio.api import RadioError
 from ..radio.meshtastic_radio import parse_spec
 
 UPLINK_TYPES = ("https", "mqtt", "bundle", "sbd", "sms")
+# Every setting there is: a misspelt one is an error, not a default silently kept.
+_TABLE_KEYS = {
+    "gateway": {
+        "name", "identity", "network", "network_key", "data_dir", "min_free_mb",
+        "keep_delivered_hours",
+    },
+    "radio": {"spec", "reply"},
+    "limits": {"per_node_per_minute", "per_key_per_minute"},
+    "intake": {"help_interval_s", "receipt_interval_s"},
+}  # fmt: skip
+_UPLINK_KEYS = {
+    "https": {"url", "timeout_s", "ca_file"},
+    "mqtt": {"host", "port", "tls", "ca_file", "username", "password_file"},
+    "bundle": {"dir"},
+    "sbd": {"port", "baudrate", "min_signal", "credits_per_day", "session_timeout_s"},
+    "sms": {
+        "port", "to", "baudrate", "smsc", "max_parts", "parts_per_day", "min_signal",
+        "status_report_timeout_s", "send_timeout_s",
+    },
+}  # fmt: skip
 
 
 class GatewayConfigError(SignalfireError):
@@ -36,6 +56,7 @@ class GatewayConfig:
     network_key: Path | None
     data_dir: Path
     min_free_mb: int
+    keep_delivered_s: float  # delivered packets are purged from the store after this
     radio: str
     reply: bool
     per_node_per_minute: int
@@ -56,6 +77,12 @@ class _Reader:
 
     def fail(self, where: str, problem: str, fix: str) -> GatewayConfigError:
         return GatewayConfigError(f"{self.path}: {where} {problem}; {fix}")
+
+    def known(self, table: dict[str, Any], where: str, keys: set[str]) -> None:
+        for key in sorted(set(table) - keys):
+            close = [k for k in sorted(keys) if k.split("_")[0] == key.split("_")[0]]
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(keys))}"
+            raise self.fail(f"{where} {key}", "is not a setting", hint)
 
     def table(self, name: str, *, required: bool = True) -> dict[str, Any]:
         value = self.data.get(name)
@@ -125,6 +152,12 @@ def load_config(path: Path) -> GatewayConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GatewayConfigError(f"{path} is not valid TOML: {exc}") from None
     r = _Reader(path, data)
+    for key in sorted(set(data) - set(_TABLE_KEYS) - {"uplink"}):
+        raise r.fail(f"[{key}]", "is not a section", "the sections are [gateway], [radio], "
+                     "[limits], [intake] and [[uplink]]")  # fmt: skip
+    for section, keys in _TABLE_KEYS.items():
+        if isinstance(data.get(section), dict):
+            r.known(data[section], f"[{section}]", keys)
     gw = r.table("gateway")
     name = r.get(gw, "gateway", "name", str)
     if not name.strip():
@@ -138,6 +171,11 @@ def load_config(path: Path) -> GatewayConfig:
     min_free_mb = r.get(gw, "gateway", "min_free_mb", int, 50)
     if min_free_mb < 0:
         raise r.fail("[gateway] min_free_mb", f"is {min_free_mb}", "it must be 0 or more")
+    keep_h = r.get(gw, "gateway", "keep_delivered_hours", float, 72.0)
+    if not 0 <= keep_h <= 24 * 366:
+        raise r.fail(
+            "[gateway] keep_delivered_hours", f"is {keep_h:g}", "it must be 0 to 8784 (a year)"
+        )
     radio = r.table("radio")
     spec = r.get(radio, "radio", "spec", str)
     try:
@@ -163,6 +201,7 @@ def load_config(path: Path) -> GatewayConfig:
         network_key=network_key,
         data_dir=data_dir,
         min_free_mb=min_free_mb,
+        keep_delivered_s=keep_h * 3600,
         radio=spec,
         reply=reply,
         per_node_per_minute=per_node,
@@ -199,6 +238,7 @@ def _uplinks(r: _Reader, raw: Any) -> tuple[UplinkConfig, ...]:
                 f"[[uplink]] #{n} name", f"{name!r} is used twice", "give each uplink its own name"
             )
         names.add(name)
+        r.known(table, f"[[uplink]] #{n}", {"type", "name", "batch_size"} | _UPLINK_KEYS[kind])
         settings = {k: v for k, v in table.items() if k not in ("type", "name")}
         if kind == "https":
             url = r.get(table, section, "url", str)

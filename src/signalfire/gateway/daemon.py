@@ -21,13 +21,14 @@ from .config import GatewayConfig, UplinkConfig
 from .intake import GatewayIntake, ReplySender, stored_packet
 from .records import Verified
 from .scheduler import UplinkWorker
-from .store import GatewayStore
+from .store import GatewayStore, StoreError
 from .uplinks.base import Uplink
 from .uplinks.https import HttpsUplink
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 30.0
+PURGE_INTERVAL_S = 600.0  # how often delivered packets past keep_delivered_hours go
 
 
 def build_uplink(cfg: UplinkConfig, identity: Identity, profile: NetworkProfile) -> Uplink:
@@ -213,8 +214,27 @@ class GatewayDaemon:
         else:
             self._stop = install_signal_handlers()
         self.start()
+        next_purge = time.monotonic()
         try:
             while not self._stop.wait(STATUS_INTERVAL_S):
                 self._write_intake_status()
+                if time.monotonic() >= next_purge:
+                    self.purge_delivered(time.time())
+                    next_purge = time.monotonic() + PURGE_INTERVAL_S
         finally:
             self.stop()
+
+    def purge_delivered(self, now: float) -> int:
+        """Delete what every uplink finished more than keep_delivered_hours ago.
+
+        A seized gateway should hold as little as possible of who said what where;
+        what the coordinators have is no longer this store's to keep.
+        """
+        names = [u.name for u in self.uplinks]
+        if not names:
+            return 0  # nothing is ever delivered: nothing may go
+        try:
+            return self.store.purge_delivered(now - self.config.keep_delivered_s, names)
+        except StoreError as exc:
+            log.warning("purge of delivered packets failed (tried again later): %s", exc)
+            return 0

@@ -257,6 +257,9 @@ class GatewayStore:
             # Sorts and temporary indexes in memory: stats and purge keep working on a
             # full disk, which is exactly when the operator needs them.
             conn.execute("PRAGMA temp_store = MEMORY")
+            # Purged packets are zeroed in the file, not left in free pages: a seized
+            # gateway must not give back what it delivered and deleted (security.md §5.5).
+            conn.execute("PRAGMA secure_delete = ON")
             migrate(conn, where, time.time())
             if version == 0:
                 self._fsync_directory()
@@ -879,7 +882,14 @@ class GatewayStore:
                     break
                 after = batch[-1]
         if deleted:
-            log.info("gateway store: purged %d delivered packets", deleted)
+            # The WAL still holds the pages as they were before the deletes: copy it back
+            # and truncate it, so the deleted bytes are nowhere in the store's files.
+            with self._lock:
+                emptied = self._reclaim_wal()
+            log.info(
+                "gateway store: purged %d delivered packets%s",
+                deleted, "" if emptied else " (the WAL is busy; it is emptied at a later pass)",
+            )  # fmt: skip
         return deleted
 
     # -- operator view -------------------------------------------------------
