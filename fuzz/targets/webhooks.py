@@ -88,28 +88,42 @@ def _sms(query: str, body: bytes) -> SmsDelivery | None:
     return delivery
 
 
+def rockblock_form(rest: bytes) -> bytes:
+    """Mode 1 of both webhook targets: the fields of a RockBLOCK delivery, from the input."""
+    imei, momsn, when, payload = fields(rest, 4)
+    form = {
+        "imei": imei or IMEI.encode(),
+        "momsn": momsn,
+        "data": payload.hex().encode(),
+        "transmit_time": when,
+    }
+    return _form(form)
+
+
+def kannel_query(rest: bytes) -> str:
+    """Mode 2: percent-encoded as an HTTP client sends it; the structure characters stay."""
+    return quote_from_bytes(rest, safe="=&%+;")
+
+
+def kannel_form(rest: bytes) -> bytes:
+    """Mode 3: the fields of one SMS from the forwarder."""
+    udh, coding, when, payload = fields(rest, 4)
+    form = {"from": PHONE.encode(), "udh": udh, "data": payload, "coding": coding, "time": when}
+    return _form(form)
+
+
 def test_one_input(data: bytes) -> None:
     if not data:
         return
-    mode, rest = data[0] % 6, data[1:]
+    mode, rest = data[0] % 8, data[1:]
     if mode == 0:
         _sbd("", rest)
     elif mode == 1:
-        imei, momsn, when, payload = fields(rest, 4)
-        form = {
-            "imei": imei or IMEI.encode(),
-            "momsn": momsn,
-            "data": payload.hex().encode(),
-            "transmit_time": when,
-        }
-        _sbd("", _form(form))
+        _sbd("", rockblock_form(rest))
     elif mode == 2:
-        # Percent-encoded as an HTTP client sends it; the structure characters stay.
-        _sms(quote_from_bytes(rest, safe="=&%+;"), b"")
+        _sms(kannel_query(rest), b"")
     elif mode == 3:
-        udh, coding, when, payload = fields(rest, 4)
-        form = {"from": PHONE.encode(), "udh": udh, "data": payload, "coding": coding, "time": when}
-        _sms("", _form(form))
+        _sms("", kannel_form(rest))
     elif mode == 4:
         ref, total = (rest[:2] + b"\0\0")[:2]
         parts = fields(rest[2:], 4)

@@ -20,14 +20,14 @@ Anything else (a 500, an exception out of the app) is a finding.
 from __future__ import annotations
 
 import contextlib
-from urllib.parse import quote_from_bytes
 
 from signalfire.coordinator import webhooks
-from signalfire.modem import container
 from signalfire.modem.pdu import Concat, PduError, encode_udh, parse_udh
 
-from ..common import Finding, fields, framed, sample_packets
-from ..coord import IMEI, PHONE, SBD_TOKEN, SMS_TOKEN, AppClient
+from ..common import Finding, fields
+from ..coord import PHONE, SBD_TOKEN, SMS_TOKEN, AppClient
+from . import webhooks as pure
+from .webhooks import _form
 
 ALLOWED = (PduError,)  # from parse_udh, called directly in mode 5
 _CLIENT: AppClient | None = None
@@ -42,10 +42,6 @@ def _client() -> AppClient:
         _CLIENT = AppClient()
     _CLIENT.tick()
     return _CLIENT
-
-
-def _form(fields: dict[str, bytes]) -> bytes:
-    return "&".join(f"{k}={quote_from_bytes(v)}" for k, v in fields.items()).encode()
 
 
 def _check(status: int, body: bytes) -> None:
@@ -78,21 +74,11 @@ def test_one_input(data: bytes) -> None:
     if mode == 0:
         _post(SBD, rest)
     elif mode == 1:
-        imei, momsn, when, payload = fields(rest, 4)
-        form = {
-            "imei": imei or IMEI.encode(),
-            "momsn": momsn,
-            "data": payload.hex().encode(),
-            "transmit_time": when,
-        }
-        _post(SBD, _form(form))
+        _post(SBD, pure.rockblock_form(rest))
     elif mode == 2:
-        # Percent-encoded as an HTTP client sends it; the structure characters stay.
-        _post(SMS, b"", quote_from_bytes(rest, safe="=&%+;"))
+        _post(SMS, b"", pure.kannel_query(rest))
     elif mode == 3:
-        udh, coding, when, payload = fields(rest, 4)
-        form = {"from": PHONE.encode(), "udh": udh, "data": payload, "coding": coding, "time": when}
-        _post(SMS, _form(form))
+        _post(SMS, pure.kannel_form(rest))
     elif mode == 4:
         ref, total = (rest[:2] + b"\0\0")[:2]
         parts = fields(rest[2:], 4)
@@ -105,18 +91,5 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds() -> list[bytes]:
-    p = sample_packets()
-    whole = container.encode([p[0], p[2]])
-    sbd = _form({"imei": IMEI.encode(), "momsn": b"7", "data": whole.hex().encode(),
-                 "transmit_time": b"26-11-28 04:05:06"})  # fmt: skip
-    small = container.encode([p[3]])
-    return [
-        b"\0" + sbd,
-        b"\1" + framed(b"", b"12", b"26-11-28 04:05:06", whole),
-        b"\2" + _form({"from": PHONE.encode(), "data": small, "coding": b"2"}),
-        b"\3" + framed(b"", b"2", b"2026-11-28 04:05", small),
-        b"\3" + framed(encode_udh(Concat(9, 2, 1)), b"2", b"", small[:60]),
-        b"\4" + bytes([5, 1]) + framed(whole[:130], whole[130:260]),
-        b"\5" + b"26-11-28 04:05:06",
-        b"\5" + b"0037491 234567",
-    ]
+    # Modes 0-5 mean the same requests in both targets.
+    return [seed for seed in pure.seeds() if seed[0] < 6]
