@@ -292,3 +292,22 @@ def test_missing_identity_says_how_to_create_one(tmp_path: Path, world: Path) ->
     )
     assert res.returncode == 1
     assert "signalfire keys new" in res.stderr
+
+
+def test_words_and_position_can_stay_out_of_the_shell_history(world: Path) -> None:
+    base = ["report", "encode", "--identity", str(world / "alice.key"),
+            "--network", str(world / "net" / "network.json"), "--status", "trapped"]  # fmt: skip
+    piped = run(*base, "--text", "-", stdin="under the school, 3 of us\n")
+    assert piped.returncode == 0, piped.stderr
+    fields = json.loads(decode(world, piped.stdout.strip()).stdout)
+    assert fields["text"] == "under the school, 3 of us"
+    asked = run(*base, "--ask", stdin="40.1811, 44.5136\nnear the bakery\n")
+    assert asked.returncode == 0, asked.stderr
+    fields = json.loads(decode(world, asked.stdout.strip().splitlines()[-1]).stdout)
+    assert fields["text"] == "near the bakery"
+    assert abs(fields["lat"] - 40.1811) < 1e-3 and abs(fields["lon"] - 44.5136) < 1e-3
+    nothing = run(*base, "--ask", stdin="\n\n")
+    fields = json.loads(decode(world, nothing.stdout.strip().splitlines()[-1]).stdout)
+    assert fields["text"] is None and fields["lat"] is None
+    wrong = run(*base, "--ask", stdin="the old mill\n")
+    assert wrong.returncode == 1 and "is not lat,lon" in wrong.stderr

@@ -404,11 +404,53 @@ def _report_options(fn: _F) -> _F:
             click.option("--lat", type=float),
             click.option("--lon", type=float),
             click.option("--accuracy", type=float, help="Location accuracy in metres."),
-            click.option("--text", default=None, help="A few words (UTF-8)."),
+            click.option("--text", default=None,
+                         help="A few words (UTF-8); '-' reads them from standard input."),
+            click.option("--ask", is_flag=True,
+                         help="Ask for the position and the words instead (they then stay "
+                         "out of the shell history)."),
         ]
     ):  # fmt: skip
         fn = option(fn)
     return fn
+
+
+def _private_inputs(
+    ask: bool,
+    text: str | None,
+    lat: float | None,
+    lon: float | None,
+    *,
+    ask_position: bool = True,
+) -> tuple[str | None, float | None, float | None]:
+    """Text and position from standard input or prompts, where they leave no trace.
+
+    Whatever is typed on a command line lands in the shell history, where a captor
+    reads where someone was and what they said.
+    """
+    if text == "-":
+        text = sys.stdin.read().strip()
+    if ask:
+        if ask_position and lat is None and lon is None:
+            where = str(
+                click.prompt(
+                    "Position as lat,lon (empty: none)", default="", show_default=False, err=True
+                )
+            ).strip()
+            if where:
+                try:
+                    lat, lon = (float(part) for part in where.replace(" ", "").split(","))
+                except ValueError:
+                    raise CliError(
+                        f"{where!r} is not lat,lon in degrees (e.g. 40.1811,44.5136)"
+                    ) from None
+        if text is None:
+            text = str(
+                click.prompt("A few words (empty: none)", default="", show_default=False, err=True)
+            )
+    if (lat is None) != (lon is None):
+        raise CliError("give both --lat and --lon, or neither")
+    return text or None, lat, lon
 
 
 @report.command("encode")
@@ -426,13 +468,13 @@ def report_encode(
     lon: float | None,
     accuracy: float | None,
     text: str | None,
+    ask: bool,
     seq: int | None,
     when: str | None,
     as_json: bool,
 ) -> None:
     """Seal a report and print it as hex."""
-    if (lat is None) != (lon is None):
-        raise CliError("give both --lat and --lon, or neither")
+    text, lat, lon = _private_inputs(ask, text, lat, lon)
     try:
         location = (
             wire.Location.from_degrees(lat, lon, accuracy_m=accuracy)
@@ -583,6 +625,7 @@ def send_command(
     accuracy: float | None,
     from_radio_gps: bool,
     text: str | None,
+    ask: bool,
     to_node: str | None,
     ack_timeout: float,
     tries: int,
@@ -599,8 +642,8 @@ def send_command(
     from .radio.meshtastic_radio import MeshtasticRadio
     from .send import GOOD, parse_node, send_report
 
-    if (lat is None) != (lon is None):
-        raise CliError("give both --lat and --lon, or neither")
+    # With --from-radio-gps the radio gives the position: --ask asks for the words only.
+    text, lat, lon = _private_inputs(ask, text, lat, lon, ask_position=not from_radio_gps)
     if from_radio_gps and lat is not None:
         raise CliError("give --lat/--lon or --from-radio-gps, not both")
     try:
