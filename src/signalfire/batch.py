@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -212,7 +213,12 @@ def _item(obj: Any) -> BatchItem:
         if value is None:
             return None
         if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+            # json reads NaN, Infinity and 1e999: stored, they would break every JSON
+            # answer that shows the receipt (the API refuses to write them).
+            if not math.isfinite(number):
+                raise ValueError(f"{name} is not a finite number")
+            return number
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             return _in_range(name, obj)
         if kind is str and isinstance(value, str):

@@ -115,6 +115,16 @@ def test_values_the_store_cannot_hold(overrides: dict[str, object]) -> None:
     assert "malformed" in refused(envelope(v1_body(**overrides))).message
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+@pytest.mark.parametrize("field", ["received_at", "snr"])
+def test_receipt_numbers_must_be_finite(field: str, number: str) -> None:
+    # Noted in the first fuzz round: json reads these as nan/inf, the store kept them,
+    # and every API answer showing that receipt would have failed to serialize.
+    body = v1_body(packets=[{"packet": "AQ==", field: 0.5}])
+    body = body.replace(f'"{field}": 0.5', f'"{field}": {number}')
+    assert "malformed" in refused(envelope(body)).message
+
+
 def test_the_largest_storable_values_still_decode() -> None:
     item = {"packet": "AQ==", "radio_node": 2**32 - 1, "rssi": -(2**31), "hops": 2**31 - 1}
     decoded = batch.decode(envelope(v1_body(sent_at=2**63 - 1, packets=[item])))
