@@ -121,7 +121,9 @@ def _item_json(item: BatchItem) -> dict[str, Any]:
     out: dict[str, Any] = {"packet": base64.b64encode(item.packet).decode()}
     for name in ("received_at", "radio_node", "snr", "rssi", "hops", "verified"):
         value = getattr(item, name)
-        if value is not None:
+        # A radio reporting a NaN SNR must not make the whole batch malformed: the
+        # measurement is dropped, the packet goes.
+        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
             out[name] = value
     return out
 

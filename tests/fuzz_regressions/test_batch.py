@@ -125,6 +125,14 @@ def test_receipt_numbers_must_be_finite(field: str, number: str) -> None:
     assert "malformed" in refused(envelope(body)).message
 
 
+def test_a_gateway_drops_a_nan_measurement_rather_than_send_a_malformed_batch() -> None:
+    gateway = Ed25519PrivateKey.generate()
+    odd = batch.BatchItem(b"\x01", received_at=float("inf"), snr=float("nan"), rssi=-90)
+    data = batch.encode([odd], gateway=gateway, network_id=bytes(8), batch_id="n", sent_at=1)
+    (item,) = batch.decode(data).items
+    assert (item.received_at, item.snr, item.rssi) == (None, None, -90)
+
+
 def test_the_largest_storable_values_still_decode() -> None:
     item = {"packet": "AQ==", "radio_node": 2**32 - 1, "rssi": -(2**31), "hops": 2**31 - 1}
     decoded = batch.decode(envelope(v1_body(sent_at=2**63 - 1, packets=[item])))
