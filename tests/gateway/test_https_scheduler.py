@@ -76,7 +76,10 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     w.store.close()
 
 
-def test_backlog_drains_life_safety_first_once_the_uplink_appears(world: World) -> None:
+def test_backlog_drains_life_safety_first_once_the_uplink_appears(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="signalfire")
     world.civilians(6, 10)
     worker = world.worker(batch_size=10)
     worker.start()
@@ -89,6 +92,12 @@ def test_backlog_drains_life_safety_first_once_the_uplink_appears(world: World) 
         assert wait_until(lambda: set(world.coordinator.report_ids()) == set(world.expected))
     finally:
         worker.stop()
+    # The default log level shows the outage and its end, once each, not every retry.
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("signalfire")]
+    assert [m for m in ours if "not reachable" in m] == [
+        "uplink c: not reachable; packets wait in the store and are tried again"
+    ]
+    assert len([m for m in ours if "working again after" in m]) == 1, ours
     rows = world.coordinator.query(
         "SELECT r.priority, min(c.ingested_at) FROM reports r JOIN receipts c ON c.report_id = r.id"
         " GROUP BY r.id, r.priority"

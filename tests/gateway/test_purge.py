@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from signalfire.gateway.cli import gateway
@@ -75,3 +76,17 @@ def test_gateway_purge_by_hand_keeps_what_is_not_delivered(tmp_path: Path) -> No
         assert all(store.get(i) is not None for i in half)
     missing = runner.invoke(gateway, ["purge", "--config", str(_site(tmp_path / "new"))])
     assert missing.exit_code == 1 and "no store at" in missing.output
+
+
+def test_a_gateway_without_uplinks_says_so_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _site(tmp_path)
+    text = config.read_text()
+    config.write_text(text[: text.index("[[uplink]]")])
+    daemon = GatewayDaemon(load_config(config))
+    with caplog.at_level("WARNING", logger="signalfire"):
+        daemon.start()
+        daemon.stop()
+    assert any("no [[uplink]]" in r.getMessage() for r in caplog.records)
+    assert daemon.purge_delivered(time.time() + 10**6) == 0  # nothing is ever delivered

@@ -267,14 +267,19 @@ def test_tcp_drop_is_reported_and_reconnected_not_silent(
     assert got.wait(lambda: any(r.text == "after the blip" for r in got.items))
 
 
-def test_radio_gone_for_good_then_back_reconnects_with_backoff(mesh: InMemoryMesh) -> None:
+def test_radio_gone_for_good_then_back_reconnects_with_backoff(
+    mesh: InMemoryMesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="signalfire")
     device = EmulatedDevice(mesh, seed=9)
     device.start()
     port = tcp_port(device)
     radio, got = start_radio(f"tcp:127.0.0.1:{port}", backoff_initial=0.1, backoff_max=0.4)
     try:
         device.stop()  # power cut: the library's one retry fails, it publishes lost
-        assert got.wait(lambda: any("retrying" in reason for _, reason in got.states), timeout=10)
+        assert got.wait(
+            lambda: sum("retrying" in reason for _, reason in got.states) >= 2, timeout=10
+        )
         device2 = EmulatedDevice(mesh, tcp=("127.0.0.1", port), seed=9)
         device2.start()
         try:
@@ -287,6 +292,11 @@ def test_radio_gone_for_good_then_back_reconnects_with_backoff(mesh: InMemoryMes
             device2.stop()
     finally:
         device.stop()
+    # At the default level (warnings) the operator's log says it went and came back,
+    # once each, however many retries lay between.
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("signalfire")]
+    assert len([m for m in ours if "retrying" in m or "connection lost" in m]) == 1, ours
+    assert len([m for m in ours if "connected again" in m]) == 1, ours
 
 
 def test_ble_without_bluetooth_keeps_retrying_with_a_clear_reason() -> None:

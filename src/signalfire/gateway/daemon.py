@@ -187,6 +187,11 @@ class GatewayDaemon:
         if self.replies is not None:
             self.replies.start()
         self.radio.start()
+        if not self.workers:
+            log.warning(
+                "gateway.toml has no [[uplink]]: packets are stored here and never leave this "
+                "gateway; add an uplink (https, mqtt, bundle, sbd or sms) and restart"
+            )
         log.info(
             "gateway %s running: radio %s, uplinks %s",
             self.config.name, self.config.radio, ", ".join(u.name for u in self.uplinks) or "none",

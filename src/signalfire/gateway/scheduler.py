@@ -109,6 +109,9 @@ class UplinkWorker:
         self.last_error_at: float | None = None
         # Set while the daily budget keeps everything due from going (see _packed).
         self.budget_blocked_until: float | None = None
+        # Since when the uplink has failed without a success: its going down and coming
+        # back are logged as warnings, once each (the default log level shows them).
+        self.down_since: float | None = None
 
     # -- control -------------------------------------------------------------
 
@@ -261,6 +264,12 @@ class UplinkWorker:
             self.store.mark_done(name, done, now)
             self.delivered += len(done)
             self.last_success = now
+            if self.down_since is not None:
+                log.warning(
+                    "uplink %s: working again after %.0f s; %d packets delivered",
+                    name, now - self.down_since, len(done),
+                )  # fmt: skip
+                self.down_since = None
         for copy_id, reason in rejected.items():
             log.warning("uplink %s: far side rejected %s for good: %s", name, copy_id.hex(), reason)
             self.store.mark_rejected(name, [copy_id], reason, now)
@@ -277,7 +286,14 @@ class UplinkWorker:
     def _record_error(self, message: str) -> None:
         self.last_error = message
         self.last_error_at = self.clock()
-        log.info("uplink %s: %s", self.uplink.name, message)
+        if self.down_since is None:
+            self.down_since = self.last_error_at
+            log.warning(
+                "uplink %s: %s; packets wait in the store and are tried again", self.uplink.name,
+                message,
+            )  # fmt: skip
+        else:
+            log.info("uplink %s: %s", self.uplink.name, message)
         self._publish_status()
 
     def _publish_status(self) -> None:

@@ -119,6 +119,7 @@ class MeshtasticRadio:
         self._iface: Any = None
         self._state = RadioState.DISCONNECTED
         self._state_reason = "not started"
+        self._trouble_logged = False  # a loss was logged as a warning; its end will be too
         self._lock = threading.RLock()
         self._connected = threading.Event()
         self._lost = threading.Event()
@@ -161,7 +162,16 @@ class MeshtasticRadio:
                 self._connected.set()
             else:
                 self._connected.clear()
-        log.info("radio %s: %s (%s)", self.spec, state.value, reason)
+        # Losing the radio and getting it back show at the default level, once each; the
+        # retries between them do not.
+        if state is RadioState.DISCONNECTED and not self._trouble_logged:
+            self._trouble_logged = True
+            log.warning("radio %s: %s", self.spec, reason)
+        elif state is RadioState.CONNECTED and self._trouble_logged:
+            self._trouble_logged = False
+            log.warning("radio %s: connected again (%s)", self.spec, reason)
+        else:
+            log.info("radio %s: %s (%s)", self.spec, state.value, reason)
         for listener in list(self._state_listeners):
             try:
                 listener(state, reason)
