@@ -13,15 +13,74 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import select
 import threading
+import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
+
+import httpx
 
 log = logging.getLogger(__name__)
 
 CTRL_Z = b"\x1a"
 ESC = b"\x1b"
+_Item = TypeVar("_Item")
+
+
+class NetworkSide(Generic[_Item]):
+    """What happens beyond a modem's antenna: a thread carries each accepted message on.
+
+    The modem answers its client at once and hands the message here; ``carry`` (with an
+    HTTP client of the thread's own) plays the network: the satellite constellation and
+    RockBLOCK's webhook, or the SMSC, the recipient and the SMS forwarder.
+    """
+
+    def __init__(self, name: str, carry: Callable[[httpx.Client, _Item], None]) -> None:
+        self._name = name
+        self._carry = carry
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def put(self, item: _Item) -> None:
+        self._queue.put(item)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once every message handed over has been carried (or given up on)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _run(self) -> None:
+        client = httpx.Client(timeout=5.0)
+        try:
+            while True:
+                item = self._queue.get()
+                try:
+                    if item is None:
+                        return
+                    self._carry(client, item)
+                except Exception:
+                    log.exception("%s: the emulated network failed", self._name)
+                finally:
+                    self._queue.task_done()
+        finally:
+            client.close()
 
 
 class PtyModem:

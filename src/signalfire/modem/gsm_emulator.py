@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -40,7 +39,7 @@ from urllib.parse import quote_from_bytes
 
 import httpx
 
-from .emulator import PtyModem
+from .emulator import NetworkSide, PtyModem
 from .pdu import (
     PduError,
     StatusReport,
@@ -101,8 +100,7 @@ class GsmEmulator(PtyModem):
         self._busy = False
         self._held: list[bytes] = []
         self._urc_lock = threading.Lock()
-        self._outbox: queue.Queue[Accepted | None] = queue.Queue()
-        self._network: threading.Thread | None = None
+        self._network = NetworkSide("smsc", self._carry)
 
     # -- control from tests ------------------------------------------------------
 
@@ -120,22 +118,14 @@ class GsmEmulator(PtyModem):
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once every accepted SMS has been handled by the network thread."""
-        deadline = time.monotonic() + timeout
-        while self._outbox.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        return self._network.wait_idle(timeout)
 
     def start(self) -> None:
         super().start()
-        self._network = threading.Thread(target=self._network_loop, name="smsc", daemon=True)
         self._network.start()
 
     def stop(self) -> None:
-        self._outbox.put(None)
-        if self._network is not None:
-            self._network.join(5)
+        self._network.stop()
         super().stop()
 
     # -- output --------------------------------------------------------------------
@@ -297,26 +287,10 @@ class GsmEmulator(PtyModem):
         self.next_mr = (mr + 1) & 0xFF
         item = Accepted(mr, submit, pdu)
         self.accepted.append(item)
-        self._outbox.put(item)
+        self._network.put(item)
         self._finish(f"+CMGS: {mr}", "OK")
 
     # -- the network: SMSC, recipient, forwarder --------------------------------------
-
-    def _network_loop(self) -> None:
-        client = httpx.Client(timeout=5.0)
-        try:
-            while True:
-                item = self._outbox.get()
-                try:
-                    if item is None:
-                        return
-                    self._carry(client, item)
-                except Exception:
-                    log.exception("gsm emulator: network failed")
-                finally:
-                    self._outbox.task_done()
-        finally:
-            client.close()
 
     def _carry(self, client: httpx.Client, item: Accepted) -> None:
         status = 0x00

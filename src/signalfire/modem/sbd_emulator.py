@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from .emulator import PtyModem
+from .emulator import NetworkSide, PtyModem
 from .sbd import MO_MAX, checksum
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,7 @@ class SbdEmulator(PtyModem):
         self.sent: list[tuple[int, bytes]] = []  # (momsn, data) of every successful MO
         self.posts: list[dict[str, str]] = []  # every delivery made (after any retries)
         self.delivery_attempts = 0
-        self._outbox: queue.Queue[dict[str, str] | None] = queue.Queue()
-        self._delivery: threading.Thread | None = None
+        self._network = NetworkSide("rockblock", self._deliver)
         self._write_timer: threading.Timer | None = None
         self._pending_write = 0
 
@@ -92,13 +90,10 @@ class SbdEmulator(PtyModem):
 
     def start(self) -> None:
         super().start()
-        self._delivery = threading.Thread(target=self._deliver_loop, name="rockblock", daemon=True)
-        self._delivery.start()
+        self._network.start()
 
     def stop(self) -> None:
-        self._outbox.put(None)
-        if self._delivery is not None:
-            self._delivery.join(5)
+        self._network.stop()
         super().stop()
 
     # -- AT commands ---------------------------------------------------------------
@@ -184,7 +179,7 @@ class SbdEmulator(PtyModem):
         self.momsn = (self.momsn + 1) & 0xFFFF
         if self.mo_buffer:
             self.sent.append((momsn, self.mo_buffer))
-            self._outbox.put(self._form(momsn, self.mo_buffer))
+            self._network.put(self._form(momsn, self.mo_buffer))
         mt_status, mt_len = 0, 0
         if self.mt_queue:
             self.mt_buffer = self.mt_queue.popleft()
@@ -211,23 +206,16 @@ class SbdEmulator(PtyModem):
             "data": data.hex(),
         }
 
-    def _deliver_loop(self) -> None:
-        client = httpx.Client(timeout=5.0)
-        try:
-            while True:
-                form = self._outbox.get()
-                if form is None:
-                    return
-                delay = 0.05
-                while not self._stop.is_set():
-                    self.delivery_attempts += 1
-                    if self._post(client, form):
-                        self.posts.append(form)
-                        break
-                    self._stop.wait(delay)
-                    delay = min(2.0, delay * 2)
-        finally:
-            client.close()
+    def _deliver(self, client: httpx.Client, form: dict[str, str]) -> None:
+        """RockBLOCK posts a message until the webhook takes it, backing off."""
+        delay = 0.05
+        while not self._stop.is_set():
+            self.delivery_attempts += 1
+            if self._post(client, form):
+                self.posts.append(form)
+                return
+            self._stop.wait(delay)
+            delay = min(2.0, delay * 2)
 
     def _post(self, client: httpx.Client, form: dict[str, str]) -> bool:
         if self.deliver is not None:
