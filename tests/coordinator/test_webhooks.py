@@ -6,6 +6,7 @@ Each test runs against SQLite and PostgreSQL (the ``world`` fixture).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Iterator
 from urllib.parse import quote_from_bytes
@@ -21,7 +22,13 @@ from signalfire.coordinator.accounts import Accounts
 from signalfire.coordinator.api import create_coordinator_app
 from signalfire.coordinator.config import SbdSettings, SmsSettings
 from signalfire.coordinator.feed import Feed, FeedSettings
-from signalfire.coordinator.webhooks import Webhooks
+from signalfire.coordinator.webhooks import (
+    Refused,
+    Webhooks,
+    parse_form,
+    read_kannel,
+    read_rockblock,
+)
 from signalfire.modem import container
 from signalfire.modem.pdu import Concat, encode_udh
 
@@ -244,3 +251,27 @@ def test_with_ground_controls_key_only_what_the_jwt_signs_is_read(world: World) 
             assert client.post(SBD, data={"JWT": tampered}).status_code == 403
     finally:
         store.close()
+
+
+def test_the_pure_readers_check_every_field() -> None:
+    base = {k: v.encode() for k, v in rockblock(b"\x53\x01\x01", momsn=9).items()}
+    got = read_rockblock(base, {IMEI})
+    assert (got.imei, got.momsn, got.payload) == (IMEI, 9, b"\x53\x01\x01")
+    assert got.sent_at == dt.datetime(2026, 11, 28, 4, 5, 6, tzinfo=dt.UTC).timestamp()
+    iso = read_rockblock(base | {"transmit_time": b"2026-11-28T04:05:06Z"}, {IMEI})
+    assert iso.sent_at == got.sent_at
+    assert read_rockblock(base | {"transmit_time": b"yesterday"}, {IMEI}).sent_at is None
+    for bad, status in (
+        ({"imei": b"12"}, 400), ({"momsn": b"65536"}, 400), ({"data": b"abc"}, 400),
+        ({"data": b"00" * 341}, 400), ({"imei": b"300434063480221"}, 403),
+        ({"transmit_time": "é".encode()}, 400),
+    ):  # fmt: skip
+        with pytest.raises(Refused) as info:
+            read_rockblock(base | bad, {IMEI})
+        assert info.value.status == status, bad
+    sms = read_kannel({"from": b"0037491000001", "data": b"\x53", "coding": b"2"}, {PHONE})
+    assert (sms.sender, sms.data, sms.concat) == (PHONE, b"\x53", None)
+    with pytest.raises(Refused, match="not 8-bit"):
+        read_kannel({"from": PHONE.encode(), "data": b"x", "coding": b"0"}, {PHONE})
+    with pytest.raises(Refused, match="too many"):
+        parse_form("&".join(f"k{i}=v" for i in range(40)), b"")

@@ -298,8 +298,11 @@ def ingest_container(
 
 
 def _rockblock_time(text: str) -> float | None:
-    """RockBLOCK's transmit_time, "YY-MM-DD HH:MM:SS" in UTC; None if absent or odd."""
-    for fmt in ("%y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+    """RockBLOCK's transmit_time, "YY-MM-DD HH:MM:SS" in UTC; None if absent or odd.
+
+    Ground Control's newer services write ISO 8601 ("2023-03-14T09:15:04Z"): read too.
+    """
+    for fmt in ("%y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC).timestamp()
         except ValueError:
