@@ -92,6 +92,8 @@ def run_target(
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
+    # A long campaign's own record, kept whatever happens to this script afterwards.
+    (work / f"{name}.log").write_text(log)
     new = [p for p in findings.iterdir() if p.name not in before and _ARTIFACT.match(p.name)]
     n, rate, rss = _last_status(log)
     return Outcome(
@@ -138,17 +140,22 @@ def main() -> int:
     # inputs every time. A full run keeps growing fuzz/work/ across runs.
     with tempfile.TemporaryDirectory(prefix="signalfire-fuzz-") as tmp:
         work = Path(tmp) if args.quick else WORK
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            outcomes = list(
-                pool.map(
-                    lambda t: run_target(
-                        t, runs, work=work, rss_limit_mb=args.rss_limit_mb,
-                        timeout_s=args.timeout, max_len=args.max_len,
-                        max_seconds=args.max_seconds,
-                    ),
-                    targets,
-                )
+
+        def one(target: str) -> Outcome:
+            o = run_target(
+                target, runs, work=work, rss_limit_mb=args.rss_limit_mb,
+                timeout_s=args.timeout, max_len=args.max_len, max_seconds=args.max_seconds,
             )  # fmt: skip
+            # Progress on stderr as each target ends: the table waits for the last one.
+            print(
+                f"{o.target}: {o.runs:,} inputs, {o.execs_per_s:,}/s, {o.crashes} crash(es), "
+                f"peak RSS {o.peak_rss_mb} MB, {o.seconds:.0f} s",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            return o
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            outcomes = list(pool.map(one, targets))
     rows = [
         (
             o.target,
