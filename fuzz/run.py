@@ -74,6 +74,7 @@ def run_target(
     timeout_s: int,
     max_len: int,
     max_seconds: int = 0,
+    seed: int = 1,
 ) -> Outcome:
     findings = FINDINGS / name
     findings.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def run_target(
         sys.executable, str(ROOT / "fuzz" / "run_target.py"), name,
         f"-runs={runs}", f"-rss_limit_mb={rss_limit_mb}", f"-timeout={timeout_s}",
         f"-max_len={max_len}", f"-artifact_prefix={findings}/", "-print_final_stats=1",
-        "-seed=1",  # reproducible mutation order for a given corpus
+        f"-seed={seed}",  # reproducible mutation order for a given corpus
         f"-max_total_time={max_seconds}",
         str(corpus), str(make_corpus.CORPUS / name),
     ]  # fmt: skip
@@ -123,6 +124,10 @@ def main() -> int:
         "--max-seconds", type=int, default=0, help="stop each target after this long (0: no cap)"
     )
     parser.add_argument("--markdown", action="store_true", help="Markdown headings")
+    parser.add_argument(
+        "--seed", type=int, default=1,
+        help="libFuzzer's seed; two runs of one target on one corpus need different ones",
+    )  # fmt: skip
     args = parser.parse_args()
     targets = tuple(args.targets) or TARGETS
     unknown = [t for t in targets if t not in TARGETS]
@@ -145,6 +150,7 @@ def main() -> int:
             o = run_target(
                 target, runs, work=work, rss_limit_mb=args.rss_limit_mb,
                 timeout_s=args.timeout, max_len=args.max_len, max_seconds=args.max_seconds,
+                seed=args.seed,
             )  # fmt: skip
             # Progress on stderr as each target ends: the table waits for the last one.
             print(
