@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -42,23 +43,31 @@ SBD = f"/api/v1/sbd/rockblock/{SBD_TOKEN}"
 SMS = f"/api/v1/sms/kannel/{SMS_TOKEN}"
 
 
-@pytest.fixture
-def client(world: World) -> Iterator[TestClient]:
+@contextmanager
+def serving(world: World, jwt_key: bytes | None = None) -> Iterator[TestClient]:
+    """The coordinator app with both webhooks, on the world's store."""
     store = world.store()
-    ingestor = world.ingestor(store)
     app = create_coordinator_app(
-        ingestor=ingestor,
+        ingestor=world.ingestor(store),
         feed=Feed(store, FeedSettings()),
         accounts=Accounts(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024)),
         webhooks=Webhooks(
-            sbd=SbdSettings(token=SBD_TOKEN, modems=((IMEI, "gw1"),)),
+            sbd=SbdSettings(token=SBD_TOKEN, modems=((IMEI, "gw1"),), jwt_key=jwt_key),
             sms=SmsSettings(token=SMS_TOKEN, phones=((PHONE, "gw2"),)),
         ),
         wall_clock=lambda: NOW,
     )
-    with TestClient(app) as c:
+    try:
+        with TestClient(app) as c:
+            yield c
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    with serving(world) as c:
         yield c
-    store.close()
 
 
 def rockblock(data: bytes, momsn: int = 7, imei: str = IMEI) -> dict[str, str]:
@@ -212,45 +221,34 @@ def test_with_ground_controls_key_only_what_the_jwt_signs_is_read(world: World) 
     pem = ground_control.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    store = world.store()
-    app = create_coordinator_app(
-        ingestor=world.ingestor(store),
-        feed=Feed(store, FeedSettings()),
-        accounts=Accounts(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024)),
-        webhooks=Webhooks(sbd=SbdSettings(token=SBD_TOKEN, modems=((IMEI, "gw1"),), jwt_key=pem)),
-        wall_clock=lambda: NOW,
-    )
     who = world.sender()
     data = container.encode([who.announcement, who.report()])
     signed = rockblock(data, momsn=40)
-    try:
-        with TestClient(app) as client:
-            # The unsigned fields say something else: only the claims count.
-            forged = container.encode([world.sender().announcement])
-            good = rockblock(forged, momsn=41) | {"JWT": _jwt(signed, ground_control)}
-            answer = client.post(SBD, data=good)
-            assert answer.status_code == 200, answer.text
-            assert len(answer.json()["stored"]) == 2
-            as_json = client.post(SBD, json={"JWT": _jwt(signed, ground_control)})
-            assert as_json.status_code == 200 and as_json.json()["stored"]  # a retry: same ids
-            refusals = {
-                "missing": rockblock(data, momsn=42),
-                "other key": rockblock(data) | {"JWT": _jwt(signed, stranger)},
-                "alg none": rockblock(data) | {"JWT": _jwt(signed, ground_control, "none")},
-                "garbage": rockblock(data) | {"JWT": "a.b.c"},
-                "two parts": rockblock(data) | {"JWT": "e30.e30"},
-            }
-            for what, form in refusals.items():
-                refused = client.post(SBD, data=form)
-                assert refused.status_code == 403, what
-                assert refused.json()["error"] == "bad-jwt", what
-            header, _, signature = _jwt(signed, ground_control).split(".")
-            other = json.dumps(signed | {"momsn": "9"}).encode()
-            claims = base64.urlsafe_b64encode(other).decode().rstrip("=")
-            tampered = f"{header}.{claims}.{signature}"
-            assert client.post(SBD, data={"JWT": tampered}).status_code == 403
-    finally:
-        store.close()
+    with serving(world, jwt_key=pem) as client:
+        # The unsigned fields say something else: only the claims count.
+        forged = container.encode([world.sender().announcement])
+        good = rockblock(forged, momsn=41) | {"JWT": _jwt(signed, ground_control)}
+        answer = client.post(SBD, data=good)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["stored"]) == 2
+        as_json = client.post(SBD, json={"JWT": _jwt(signed, ground_control)})
+        assert as_json.status_code == 200 and as_json.json()["stored"]  # a retry: same ids
+        refusals = {
+            "missing": rockblock(data, momsn=42),
+            "other key": rockblock(data) | {"JWT": _jwt(signed, stranger)},
+            "alg none": rockblock(data) | {"JWT": _jwt(signed, ground_control, "none")},
+            "garbage": rockblock(data) | {"JWT": "a.b.c"},
+            "two parts": rockblock(data) | {"JWT": "e30.e30"},
+        }
+        for what, form in refusals.items():
+            refused = client.post(SBD, data=form)
+            assert refused.status_code == 403, what
+            assert refused.json()["error"] == "bad-jwt", what
+        header, _, signature = _jwt(signed, ground_control).split(".")
+        other = json.dumps(signed | {"momsn": "9"}).encode()
+        claims = base64.urlsafe_b64encode(other).decode().rstrip("=")
+        tampered = f"{header}.{claims}.{signature}"
+        assert client.post(SBD, data={"JWT": tampered}).status_code == 403
 
 
 def test_the_pure_readers_check_every_field() -> None:

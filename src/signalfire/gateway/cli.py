@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..errors import SignalfireError
-from .config import load_config
+from .config import GatewayConfig, load_config
 
 
 class GatewayCliError(click.ClickException):
@@ -79,21 +81,10 @@ def _last_error(state: dict[str, Any], now: float) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def gateway_status(config_path: Path, as_json: bool) -> None:
     """What is queued, what got out, what failed: read from the gateway's store."""
-    from .store import GatewayStore, StoreError
-
-    try:
-        config = load_config(config_path)
-        if not config.store_path.exists():
-            raise GatewayCliError(f"no store at {config.store_path} yet: has the gateway run?")
-        store = GatewayStore(config.store_path)
-    except (SignalfireError, StoreError) as exc:
-        raise GatewayCliError(str(exc)) from None
     now = time.time()
-    try:
+    with _opened_store(config_path, "has the gateway run?") as (config, store):
         stats = store.stats(now)
         status = store.status()
-    finally:
-        store.close()
     info = {"gateway": config.name, "at": now, "stats": stats, "status": status}
     if as_json:
         click.echo(json.dumps(info, default=str))
@@ -153,30 +144,37 @@ def gateway_purge(config_path: Path, keep_hours: float | None) -> None:
     seized: what the coordinators already have is then gone from this machine, its
     bytes zeroed in the store's files. Safe while the gateway runs.
     """
-    from .store import GatewayStore, StoreError
-
-    try:
-        config = load_config(config_path)
-        if not config.store_path.exists():
-            raise GatewayCliError(f"no store at {config.store_path} yet: nothing to purge")
+    with _opened_store(config_path, "nothing to purge") as (config, store):
         names = [u.name for u in config.uplinks]
         if not names:
             raise GatewayCliError(
                 "gateway.toml has no [[uplink]]: nothing can have been delivered, nothing goes"
             )
         keep_s = config.keep_delivered_s if keep_hours is None else keep_hours * 3600
-        store = GatewayStore(config.store_path)
-        try:
-            deleted = store.purge_delivered(time.time() - keep_s, names)
-            left = store.stats(time.time())["packets"]["total"]
-        finally:
-            store.close()
-    except (SignalfireError, StoreError) as exc:
-        raise GatewayCliError(str(exc)) from None
+        deleted = store.purge_delivered(time.time() - keep_s, names)
+        left = store.stats(time.time())["packets"]["total"]
     click.echo(
         f"deleted {deleted} packets delivered on every uplink ({', '.join(names)}) more than "
         f"{keep_s / 3600:g} h ago; {left} stay (undelivered, or delivered since)"
     )
+
+
+@contextmanager
+def _opened_store(config_path: Path, if_missing: str) -> Iterator[tuple[GatewayConfig, Any]]:
+    """gateway.toml and its store, open; any problem of either is one error line."""
+    from .store import GatewayStore, StoreError
+
+    try:
+        config = load_config(config_path)
+        if not config.store_path.exists():
+            raise GatewayCliError(f"no store at {config.store_path} yet: {if_missing}")
+        store = GatewayStore(config.store_path)
+        try:
+            yield config, store
+        finally:
+            store.close()
+    except (SignalfireError, StoreError) as exc:
+        raise GatewayCliError(str(exc)) from None
 
 
 def _loads(text: object) -> dict[str, Any]:
